@@ -1,0 +1,3 @@
+"""toolzoo: an agentic-RL environment and sandbox harness."""
+
+__version__ = "0.1.0"

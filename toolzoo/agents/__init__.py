@@ -1,0 +1,1 @@
+"""Policies that act in episodes: scripted baselines, OpenAI-compatible endpoints, local models."""

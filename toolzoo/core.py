@@ -1,0 +1,191 @@
+"""The shared data model: messages, tool calls, tasks, trajectories, outcomes and scores.
+
+Everything that crosses a module boundary is one of these pydantic models. Messages use the
+OpenAI chat format exactly (``tool_calls[].function.arguments`` is a JSON *string*), so a
+message list can be sent to any OpenAI-compatible endpoint unchanged and round-trips losslessly.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant", "tool"]
+FailureKind = Literal["agent", "infra", "user_sim", "judge"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FunctionCall(_Model):
+    name: str
+    arguments: str = "{}"  # raw JSON text, as the model produced it (may be malformed)
+
+
+class ToolCall(_Model):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+    @classmethod
+    def make(cls, name: str, args: dict[str, Any] | None = None, id: str | None = None) -> ToolCall:
+        return cls(
+            id=id or f"call_{uuid.uuid4().hex[:12]}",
+            function=FunctionCall(name=name, arguments=json.dumps(args or {}, sort_keys=True)),
+        )
+
+    @property
+    def name(self) -> str:
+        return self.function.name
+
+    def parsed_args(self) -> dict[str, Any]:
+        """The arguments as an object; raises ``ValueError`` when they are not a JSON object."""
+        value = json.loads(self.function.arguments or "{}")
+        if not isinstance(value, dict):
+            raise ValueError(f"arguments must be a JSON object, got {type(value).__name__}")
+        return value
+
+
+class TokenInfo(_Model):
+    """What a trainable policy produced for one assistant message (never sent to endpoints)."""
+
+    prompt_ids: list[int] = Field(default_factory=list)
+    completion_ids: list[int] = Field(default_factory=list)
+    logprobs: list[float] = Field(default_factory=list)
+
+
+class Usage(_Model):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Message(_Model):
+    role: Role
+    content: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+    tokens: TokenInfo | None = None
+    usage: Usage | None = None
+
+    def to_openai(self) -> dict[str, Any]:
+        """The message as an OpenAI chat-completions request expects it."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [c.model_dump() for c in self.tool_calls]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        if self.name is not None:
+            out["name"] = self.name
+        return out
+
+
+class ToolResult(_Model):
+    """One tool call's answer, MCP-shaped: text content, optional structured content, error flag."""
+
+    call_id: str = ""
+    name: str
+    content: str
+    structured: Any = None
+    is_error: bool = False
+
+
+class ToolSpecView(_Model):
+    """A tool as agents see it (name, description, JSON Schema of its arguments)."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+    def to_openai(self) -> dict[str, Any]:
+        return {"type": "function", "function": self.model_dump()}
+
+
+class Step(_Model):
+    """One reference tool call in a task's solution trace."""
+
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class SubtaskInstance(_Model):
+    """One goal template instantiated against the state it will run in."""
+
+    template: str
+    bind: dict[str, Any] = Field(default_factory=dict)
+    ask: str
+    solution: list[Step] = Field(default_factory=list)
+    answer: Any = None  # what the agent must say, when the template asks a question
+    checkpoint_hash: str = ""  # canonical state hash after this subtask's reference solution
+
+
+class Task(_Model):
+    id: str
+    domain: str
+    seed: int
+    length: int
+    subtasks: list[SubtaskInstance]
+    initial_hash: str = ""
+    expected_final_hash: str = ""
+    # Collections and keys the reference solution touched: what the final-state check compares.
+    touched: dict[str, list[str]] = Field(default_factory=dict)
+    expected_final: dict[str, dict[str, Any]] = Field(default_factory=dict)  # touched records only
+    system_prompt: str | None = None
+    distractors: list[str] = Field(default_factory=list)
+
+    @property
+    def answers(self) -> list[Any]:
+        return [s.answer for s in self.subtasks]
+
+
+class ItemScore(_Model):
+    id: str
+    passed: bool | None = None  # None: could not be decided
+    value: float = 0.0
+    weight: float = 1.0
+    reason: str = ""
+    evidence: str = ""
+
+
+class Score(_Model):
+    value: float
+    items: list[ItemScore] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+
+
+class Outcome(_Model):
+    success: bool
+    reward: float = 0.0
+    failure: FailureKind | None = None  # None when success; otherwise who failed
+    reason: str = ""
+    subtasks_completed: int = 0  # how many subtasks, in order, were done before the first failure
+    first_failed: int | None = None  # 0-based index of the first failed subtask; None if none failed
+
+
+class CallRecord(_Model):
+    """One tool call the agent made, as judges see it (``error`` is None on success)."""
+
+    name: str
+    args: Any = None
+    error: str | None = None
+    result: Any = None
+
+
+class Trajectory(_Model):
+    episode_id: str
+    task: Task
+    trial: int = 0
+    messages: list[Message] = Field(default_factory=list)
+    calls: list[CallRecord] = Field(default_factory=list)
+    final_hash: str = ""
+    final_state: dict[str, dict[str, Any]] | None = None
+    outcome: Outcome | None = None
+    scores: dict[str, Score] = Field(default_factory=dict)
+    attempts: int = 1  # infra retries included
+    seconds: float = 0.0
+    usage: Usage = Field(default_factory=Usage)
+    meta: dict[str, Any] = Field(default_factory=dict)

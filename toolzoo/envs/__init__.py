@@ -1,0 +1,1 @@
+"""Task generation, user simulators, the episode loop, the gymnasium Env and the run driver."""
