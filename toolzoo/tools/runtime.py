@@ -1,0 +1,176 @@
+"""Executes tool calls against one state: schema validation, then effects, all or nothing.
+
+An agent mistake (unknown tool, arguments that break the schema, a failed ``require``, a CEL
+runtime error, an effect that would break a record schema) is a :class:`ToolResult` with
+``is_error=True`` and the state untouched. Only bugs in toolzoo itself raise.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any, Awaitable, Callable
+
+from toolzoo.core import ToolResult, ToolSpecView
+from toolzoo.tools.cel import CelError
+from toolzoo.tools.loader import CompiledEffect, CompiledTool, Domain
+from toolzoo.tools.state import State, canonical_json
+
+# A simulated tool's executor: (tool spec, args, runtime) -> result (raise ToolError to fail).
+Simulator = Callable[[Any, dict[str, Any], "DomainRuntime"], Awaitable[Any]]
+
+
+class ToolError(Exception):
+    """A tool call failed in a way the agent should see (becomes an MCP tool error)."""
+
+
+class DomainRuntime:
+    def __init__(self, domain: Domain, state: State, simulator: Simulator | None = None):
+        self.domain = domain
+        self.state = state
+        self.simulator = simulator
+
+    def tool_views(self) -> list[ToolSpecView]:
+        return [
+            ToolSpecView(name=t.spec.name, description=t.spec.description, parameters=t.spec.parameters)
+            for t in self.domain.tools.values()
+        ]
+
+    async def call(self, name: str, args: Any) -> ToolResult:
+        tool = self.domain.tools.get(name)
+        if tool is None:
+            known = ", ".join(self.domain.tools)
+            return _error(name, f"unknown tool {name!r} (available: {known})")
+        if tool.spec.simulated:
+            if self.simulator is None:
+                return _error(name, f"tool {name!r} is simulated by an LLM and no simulator is configured")
+            try:
+                return _ok(name, await self.simulator(tool.spec, args, self))
+            except ToolError as exc:
+                return _error(name, f"{name}: {exc}")
+        return self.call_sync(name, args)
+
+    def call_sync(self, name: str, args: Any) -> ToolResult:
+        """Execute a non-simulated tool. Synchronous: effects are CPU-only."""
+        tool = self.domain.tools.get(name)
+        if tool is None:
+            return _error(name, f"unknown tool {name!r} (available: {', '.join(self.domain.tools)})")
+        if args is None:
+            args = {}
+        problem = _argument_problem(tool, args)
+        if problem:
+            return _error(name, problem)
+        before = self.state.snapshot() if tool.impl is not None else None
+        undo: list[tuple[str, str, dict[str, Any] | None]] = []
+        try:
+            if tool.impl is not None:
+                result = tool.impl(args, self.state)
+                if inspect.isawaitable(result):
+                    raise ToolError("async impl functions are not supported in call_sync")
+                json.dumps(result, default=str)
+            else:
+                result = self._run_effects(tool, args, undo)
+            return _ok(name, result)
+        except (ToolError, CelError) as exc:
+            self._rollback(undo, before)
+            return _error(name, f"{name}: {exc}")
+        except Exception as exc:  # an impl's own bug is still the tool's error, not a crash
+            self._rollback(undo, before)
+            return _error(name, f"{name}: internal error: {type(exc).__name__}: {exc}")
+
+    def _rollback(self, undo: list, before: Any) -> None:
+        if before is not None:
+            self.state.restore(before)
+            return
+        for collection, key, old in reversed(undo):
+            if old is None:
+                self.state.data[collection].pop(key, None)
+            else:
+                self.state.data[collection][key] = old
+        if undo:
+            self.state._touch()
+
+    def _run_effects(self, tool: CompiledTool, args: dict[str, Any], undo: list) -> Any:
+        result: Any = None
+        state = self.state
+        ctx = state.cel_context(args=args)
+        version = state.version
+        for i, eff in enumerate(tool.effects):
+            if state.version != version:  # a write happened: later effects see the new state
+                ctx, version = state.cel_context(args=args), state.version
+            where = f"effects[{i}].{eff.kind}"
+            if eff.kind == "require":
+                ok = eff.expr.eval(ctx)
+                if ok is not True:
+                    if eff.error is not None:
+                        raise ToolError(eff.error.render(ctx))
+                    raise ToolError(f"requirement failed: {eff.expr.source}")
+            elif eff.kind == "return":
+                result = eff.expr.eval(ctx)
+            elif eff.kind == "set":
+                key = self._key(eff, ctx, where, must_exist=True)
+                value = eff.value.eval(ctx)
+                record = dict(state.data[eff.collection][key])
+                record[eff.field] = value
+                self._check_record(eff.collection, record, where)
+                undo.append((eff.collection, key, state.data[eff.collection][key]))
+                state.put(eff.collection, key, record)
+            elif eff.kind == "insert":
+                record = eff.expr.eval(ctx)
+                if not isinstance(record, dict):
+                    raise ToolError(f"{where}: record must be a map, got {type(record).__name__}")
+                key_field = state.keys[eff.collection]
+                if key_field not in record:
+                    raise ToolError(f"{where}: record has no key field {key_field!r}")
+                key = str(record[key_field])
+                if key in state.data[eff.collection]:
+                    raise ToolError(f"{eff.collection} {key!r} already exists")
+                self._check_record(eff.collection, record, where)
+                undo.append((eff.collection, key, None))
+                state.put(eff.collection, key, record)
+            elif eff.kind == "delete":
+                key = self._key(eff, ctx, where, must_exist=True)
+                undo.append((eff.collection, key, state.data[eff.collection][key]))
+                state.delete(eff.collection, key)
+        return result
+
+    def _key(self, eff: CompiledEffect, ctx: Any, where: str, must_exist: bool) -> str:
+        key = eff.key.eval(ctx)
+        if not isinstance(key, (str, int)):
+            raise ToolError(f"{where}: key must be text, got {type(key).__name__}")
+        key = str(key)
+        if must_exist and key not in self.state.data[eff.collection]:
+            raise ToolError(f"no {eff.collection} record {key!r}")
+        return key
+
+    def _check_record(self, collection: str, record: dict[str, Any], where: str) -> None:
+        validator = self.domain.record_validators.get(collection)
+        if validator is None:
+            return
+        err = next(iter(validator.iter_errors(record)), None)
+        if err is not None:
+            field = ".".join(str(p) for p in err.absolute_path) or "record"
+            raise ToolError(f"{where}: {collection} {field}: {err.message}")
+
+
+def _argument_problem(tool: CompiledTool, args: Any) -> str | None:
+    if not isinstance(args, dict):
+        return f"{tool.spec.name}: arguments must be an object, got {type(args).__name__}"
+    if tool.validator is None:
+        return None
+    errors = sorted(tool.validator.iter_errors(args), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return None
+    msgs = []
+    for err in errors[:3]:
+        where = ".".join(str(p) for p in err.absolute_path)
+        msgs.append(f"argument {where!r}: {err.message}" if where else err.message)
+    return f"{tool.spec.name}: invalid arguments: " + "; ".join(msgs)
+
+
+def _ok(name: str, result: Any) -> ToolResult:
+    return ToolResult(name=name, content=canonical_json(result), structured=result)
+
+
+def _error(name: str, message: str) -> ToolResult:
+    return ToolResult(name=name, content=message, is_error=True)

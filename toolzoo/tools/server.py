@@ -1,0 +1,154 @@
+"""Serve a domain as an MCP server (official SDK, low-level ``Server``).
+
+State lives **per server**: a server instance owns one seeded state, and every MCP session
+connected to it sees and changes that state. Per-session state is not offered because the
+2026 MCP protocol (the SDK's default "modern" era) is stateless: requests carry no session
+identity. So toolzoo runs one server per episode -- the inline tier builds a fresh in-memory
+``DomainServer`` (cheap: the domain is compiled once and shared), the process, docker and
+kubernetes tiers run one server per sandbox. Concurrent sessions and concurrent calls are
+safe: each call is applied atomically (effects are synchronous and run to completion on the
+event loop; simulated tools hold a server-wide lock), so calls never interleave.
+
+Admin tools (``_toolzoo_snapshot``, ``_toolzoo_restore``, ``_toolzoo_reset``, ``_toolzoo_hash``)
+are listed only when ``admin=True``; sandboxes use them for snapshot/restore and final-state
+checks, and :class:`toolzoo.tools.session.ToolSession` hides them from agents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from mcp import types
+from mcp.server import Server
+
+from toolzoo.core import ToolResult
+from toolzoo.tools.loader import Domain
+from toolzoo.tools.runtime import DomainRuntime, Simulator
+from toolzoo.tools.state import State, canonical_json, seed_state
+
+ADMIN_PREFIX = "_toolzoo_"
+_ADMIN_TOOLS = [
+    types.Tool(name="_toolzoo_snapshot", description="(admin) the state as JSON",
+               input_schema={"type": "object", "properties": {}}),
+    types.Tool(name="_toolzoo_hash", description="(admin) canonical hash of the state",
+               input_schema={"type": "object", "properties": {}}),
+    types.Tool(name="_toolzoo_restore", description="(admin) replace the state",
+               input_schema={"type": "object", "properties": {"state": {"type": "object"}}, "required": ["state"]}),
+    types.Tool(name="_toolzoo_reset", description="(admin) reseed the state",
+               input_schema={"type": "object", "properties": {"seed": {"type": "integer"}}, "required": ["seed"]}),
+]
+
+
+class DomainServer:
+    """Owns the low-level MCP ``Server`` and the runtime (state) of one domain."""
+
+    def __init__(self, domain: Domain, seed: int = 0, *, admin: bool = False,
+                 simulator: Simulator | None = None, initial: dict | None = None):
+        self.domain = domain
+        self.seed = seed
+        self.admin = admin
+        state = State(initial, {n: c.key for n, c in domain.spec.state.items()}) if initial is not None \
+            else seed_state(domain.spec, seed)
+        self.runtime = DomainRuntime(domain, state, simulator)
+        self._lock = asyncio.Lock()
+        self._tools = [
+            types.Tool(name=t.name, description=t.description, input_schema=t.parameters)
+            for t in domain.spec.tools
+        ]
+        self.server = Server(
+            domain.name,
+            version=domain.spec.version,
+            description=domain.spec.description or None,
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+            on_list_resources=self._list_resources,
+            on_read_resource=self._read_resource,
+        )
+
+    async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=self._tools + (_ADMIN_TOOLS if self.admin else []))
+
+    async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        name, args = params.name, params.arguments or {}
+        if name.startswith(ADMIN_PREFIX):
+            result = self._admin(name, args) if self.admin else None
+            if result is None:
+                return to_call_result(ToolResult(name=name, content=f"unknown tool {name!r}", is_error=True))
+            return to_call_result(result)
+        tool = self.domain.tools.get(name)
+        if tool is not None and tool.spec.simulated:
+            async with self._lock:
+                return to_call_result(await self.runtime.call(name, args))
+        return to_call_result(self.runtime.call_sync(name, args))
+
+    def _admin(self, name: str, args: dict[str, Any]) -> ToolResult | None:
+        state = self.runtime.state
+        if name == "_toolzoo_snapshot":
+            data = state.to_json()
+        elif name == "_toolzoo_hash":
+            data = state.hash()
+        elif name == "_toolzoo_restore":
+            snap = args.get("state")
+            if not isinstance(snap, dict) or set(snap) != set(state.data):
+                return ToolResult(name=name, content="restore: state must map every collection", is_error=True)
+            state.restore(snap)
+            data = state.hash()
+        elif name == "_toolzoo_reset":
+            seed = args.get("seed")
+            if not isinstance(seed, int):
+                return ToolResult(name=name, content="reset: seed must be an integer", is_error=True)
+            state.restore(seed_state(self.domain.spec, seed).data)
+            data = state.hash()
+        else:
+            return None
+        return ToolResult(name=name, content=canonical_json(data), structured=data)
+
+    async def _list_resources(self, ctx: Any, params: Any) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=[
+            types.Resource(name="state", uri="toolzoo://state", mime_type="application/json",
+                           description="The server's domain state (read-only)."),
+        ])
+
+    async def _read_resource(self, ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        if str(params.uri) != "toolzoo://state":
+            raise ValueError(f"unknown resource {params.uri}")
+        state = self.runtime.state
+        return types.ReadResourceResult(contents=[
+            types.TextResourceContents(uri="toolzoo://state", mime_type="application/json",
+                                       text=canonical_json(state.data)),
+        ])
+
+
+def to_call_result(result: ToolResult) -> types.CallToolResult:
+    # structuredContent must be an object: results are wrapped as {"result": value}.
+    structured = None if result.is_error else {"result": result.structured}
+    return types.CallToolResult(content=[types.TextContent(type="text", text=result.content)],
+                                structured_content=structured, is_error=result.is_error)
+
+
+def from_call_result(name: str, result: types.CallToolResult, call_id: str = "") -> ToolResult:
+    text = "\n".join(c.text for c in result.content if isinstance(c, types.TextContent))
+    structured = result.structured_content
+    if isinstance(structured, dict) and set(structured) == {"result"}:
+        structured = structured["result"]
+    return ToolResult(call_id=call_id, name=name, content=text, structured=structured, is_error=bool(result.is_error))
+
+
+def run_stdio(server: DomainServer) -> None:
+    import anyio
+    from mcp.server.stdio import stdio_server
+
+    async def main() -> None:
+        async with stdio_server() as (read, write):
+            await server.server.run(read, write, server.server.create_initialization_options())
+
+    anyio.run(main)
+
+
+def run_http(server: DomainServer, host: str = "127.0.0.1", port: int = 8000) -> None:
+    import uvicorn
+
+    # DNS-rebinding protection is on for loopback hosts; off when serving a pod on 0.0.0.0.
+    app = server.server.streamable_http_app(host=host)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,135 @@
+"""ToolSession: the one interface episodes use to reach a domain's tools.
+
+Two implementations with identical results, errors and state (held to it by a conformance
+test): :class:`DirectSession` calls the runtime in-process without JSON-RPC framing (the fast
+inline path), :class:`MCPSession` is a real MCP client over any transport (in-memory, stdio,
+streamable HTTP) and is what every isolation boundary uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Protocol, runtime_checkable
+
+from mcp import Client, StdioServerParameters
+
+from toolzoo.core import ToolResult, ToolSpecView
+from toolzoo.tools.runtime import DomainRuntime
+from toolzoo.tools.server import ADMIN_PREFIX, from_call_result
+
+
+class SessionClosed(Exception):
+    """The tool server is gone (process died, connection lost): an infra failure."""
+
+
+@runtime_checkable
+class ToolSession(Protocol):
+    async def list_tools(self) -> list[ToolSpecView]: ...
+
+    async def call_tool(self, name: str, args: Any, call_id: str = "") -> ToolResult: ...
+
+    async def snapshot(self) -> dict[str, Any]: ...
+
+    async def restore(self, state: dict[str, Any]) -> str: ...
+
+    async def state_hash(self) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+class DirectSession:
+    def __init__(self, runtime: DomainRuntime):
+        self.runtime = runtime
+
+    async def list_tools(self) -> list[ToolSpecView]:
+        return self.runtime.tool_views()
+
+    async def call_tool(self, name: str, args: Any, call_id: str = "") -> ToolResult:
+        result = await self.runtime.call(name, args)
+        return result.model_copy(update={"call_id": call_id})
+
+    async def snapshot(self) -> dict[str, Any]:
+        return self.runtime.state.to_json()
+
+    async def restore(self, state: dict[str, Any]) -> str:
+        self.runtime.state.restore(state)
+        return self.runtime.state.hash()
+
+    async def state_hash(self) -> str:
+        return self.runtime.state.hash()
+
+    async def close(self) -> None:
+        return None
+
+
+class MCPSession:
+    """An MCP client session. ``server`` is anything ``mcp.Client`` accepts: a low-level
+    ``Server`` (in-memory), ``StdioServerParameters`` (stdio) or an ``http(s)://`` URL."""
+
+    def __init__(self, server: Any, *, mode: str = "auto"):
+        self._client = Client(server, mode=mode) if mode != "auto" else Client(server)
+        self._stack = contextlib.AsyncExitStack()
+        self._tools: list[ToolSpecView] | None = None
+
+    async def __aenter__(self) -> MCPSession:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        try:
+            await self._stack.enter_async_context(self._client)
+        except Exception as exc:
+            raise SessionClosed(f"cannot connect to tool server: {type(exc).__name__}: {exc}") from exc
+
+    async def list_tools(self) -> list[ToolSpecView]:
+        if self._tools is None:
+            listed = await self._guard(self._client.list_tools())
+            self._tools = [
+                ToolSpecView(name=t.name, description=t.description or "", parameters=dict(t.input_schema))
+                for t in listed.tools if not t.name.startswith(ADMIN_PREFIX)
+            ]
+        return self._tools
+
+    async def call_tool(self, name: str, args: Any, call_id: str = "") -> ToolResult:
+        if name.startswith(ADMIN_PREFIX):  # agents never reach admin tools
+            return ToolResult(call_id=call_id, name=name, content=f"unknown tool {name!r}", is_error=True)
+        if not isinstance(args, dict):
+            return ToolResult(call_id=call_id, name=name, is_error=True,
+                              content=f"{name}: arguments must be an object, got {type(args).__name__}")
+        result = await self._guard(self._client.call_tool(name, args))
+        return from_call_result(name, result, call_id)
+
+    async def _admin(self, name: str, args: dict[str, Any] | None = None) -> Any:
+        result = from_call_result(name, await self._guard(self._client.call_tool(name, args or {})))
+        if result.is_error:
+            raise RuntimeError(f"{name} failed: {result.content}")
+        return result.structured
+
+    async def snapshot(self) -> dict[str, Any]:
+        return await self._admin("_toolzoo_snapshot")
+
+    async def restore(self, state: dict[str, Any]) -> str:
+        return await self._admin("_toolzoo_restore", {"state": state})
+
+    async def state_hash(self) -> str:
+        return await self._admin("_toolzoo_hash")
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._stack.aclose()
+
+    async def _guard(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except SessionClosed:
+            raise
+        except Exception as exc:
+            # Protocol-level failures (broken pipe, closed stream, HTTP errors) are infra failures.
+            raise SessionClosed(f"tool server failed: {type(exc).__name__}: {exc}") from exc
+
+
+def stdio_params(command: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> StdioServerParameters:
+    return StdioServerParameters(command=command[0], args=command[1:], env=env, cwd=cwd)
