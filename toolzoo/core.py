@@ -121,6 +121,8 @@ class SubtaskInstance(_Model):
     solution: list[Step] = Field(default_factory=list)
     answer: Any = None  # what the agent must say, when the template asks a question
     checkpoint_hash: str = ""  # canonical state hash after this subtask's reference solution
+    touched: dict[str, list[str]] = Field(default_factory=dict)  # records its solution changed
+    expected: dict[str, dict[str, Any]] = Field(default_factory=dict)  # those records after it (None: deleted)
 
 
 class Task(_Model):
@@ -131,15 +133,27 @@ class Task(_Model):
     subtasks: list[SubtaskInstance]
     initial_hash: str = ""
     expected_final_hash: str = ""
-    # Collections and keys the reference solution touched: what the final-state check compares.
+    # Collections and keys any subtask's reference solution changed: what the final-state check
+    # compares. ``expected_final`` holds those records as the reference leaves them (None: deleted).
     touched: dict[str, list[str]] = Field(default_factory=dict)
-    expected_final: dict[str, dict[str, Any]] = Field(default_factory=dict)  # touched records only
+    expected_final: dict[str, dict[str, Any]] = Field(default_factory=dict)
     system_prompt: str | None = None
     distractors: list[str] = Field(default_factory=list)
 
     @property
     def answers(self) -> list[Any]:
         return [s.answer for s in self.subtasks]
+
+    def asked_in(self, messages: list[Message]) -> int:
+        """How many subtasks, in order, the user messages have stated verbatim so far."""
+        text = "\n".join(m.content or "" for m in messages if m.role == "user")
+        n, pos = 0, 0
+        for sub in self.subtasks:
+            found = text.find(sub.ask, pos)
+            if found < 0:
+                break
+            n, pos = n + 1, found + len(sub.ask)
+        return n
 
 
 class ItemScore(_Model):
@@ -175,12 +189,21 @@ class CallRecord(_Model):
     result: Any = None
 
 
+class Checkpoint(_Model):
+    """The task's records as the agent left them when it handed the turn back to the user."""
+
+    asked: int  # subtasks stated so far
+    message_index: int  # len(messages) when taken
+    records: dict[str, dict[str, Any]] = Field(default_factory=dict)  # task-touched records only
+
+
 class Trajectory(_Model):
     episode_id: str
     task: Task
     trial: int = 0
     messages: list[Message] = Field(default_factory=list)
     calls: list[CallRecord] = Field(default_factory=list)
+    checkpoints: list[Checkpoint] = Field(default_factory=list)
     final_hash: str = ""
     final_state: dict[str, dict[str, Any]] | None = None
     outcome: Outcome | None = None

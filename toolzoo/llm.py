@@ -274,6 +274,7 @@ class LLMClient:
         self.url = f"{config.resolved_base_url()}/chat/completions"
         self._http = http
         self._owns_http = http is None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop self._http belongs to
         self.usage = Usage()
         self.requests = 0  # HTTP requests sent, retries included
         self.completions = 0  # successful completions
@@ -281,7 +282,13 @@ class LLMClient:
 
     # -- lifecycle
     def _client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._owns_http and self._http is not None and self._loop is not loop:
+            # httpx pools are bound to the loop that opened them; a caller that runs each step
+            # under its own asyncio.run (a gymnasium Env) gets a fresh pool per loop.
+            self._http = None
         if self._http is None:
+            self._loop = loop
             cfg = self.config
             headers = {"Content-Type": "application/json", **cfg.headers}
             if (key := cfg.resolved_api_key()):

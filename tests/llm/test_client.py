@@ -221,3 +221,11 @@ def test_structured_gives_up_after_bounded_retries(stub: OpenAIStub) -> None:
     with pytest.raises(LLMStructuredError) as err:
         run(_structured(fast_config(stub, structured_retries=2)))
     assert len(stub.requests()) == 3 and "no JSON object" in str(err.value)
+
+
+def test_one_client_across_successive_event_loops(stub: OpenAIStub) -> None:
+    stub.load({"default": {"content": "ok"}})
+    client = LLMClient(fast_config(stub))
+    for _ in range(3):  # e.g. a synchronous gymnasium Env running asyncio.run per step
+        assert run(client.chat(HELLO)).message.content == "ok"
+    assert client.completions == 3

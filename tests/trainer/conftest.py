@@ -39,3 +39,38 @@ def tiny_tok(tiny_ckpt):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_ckpt)
+
+
+def toy_conversations(ids=("o0042", "o0013", "o0007", "o0100", "o0256", "o0311")):
+    from toolzoo.core import Message, ToolCall, ToolSpecView
+
+    tools = [ToolSpecView(name="refund_order", description="Refund a delivered order.",
+                          parameters={"type": "object", "properties": {"order_id": {"type": "string"}}})]
+    out = []
+    for oid in ids:
+        call = ToolCall.make("refund_order", {"order_id": oid}, id="c1")
+        out.append(([
+            Message(role="user", content=f"Please refund my order {oid}."),
+            Message(role="assistant", tool_calls=[call]),
+            Message(role="tool", tool_call_id="c1", content='{"status": "refunded"}'),
+            Message(role="assistant", content="The order was refunded."),
+        ], tools))
+    return out
+
+
+@pytest.fixture(scope="session")
+def sft_result(tiny_ckpt, tmp_path_factory):
+    """The tiny model after SFT on the toy conversations: (checkpoint dir, losses)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from toolzoo.trainer.sft import SFTConfig, train_sft
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_ckpt)
+    tok = AutoTokenizer.from_pretrained(tiny_ckpt)
+    losses = train_sft(model, tok, toy_conversations(), SFTConfig(steps=120, batch_size=6, lr=5e-3))
+    out = tmp_path_factory.mktemp("sft")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out, losses

@@ -10,6 +10,7 @@ Log-probs are under the distribution actually sampled from, log_softmax(logits /
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,9 @@ def sample(
     done = torch.zeros(n, dtype=torch.bool, device=device)
     lengths = torch.full((n,), max_new_tokens, dtype=torch.long, device=device)
     cache = DynamicCache()
+    # transformers 5.2x renamed ``past_key_values`` to ``cache``; older versions only know the former
+    params = inspect.signature(model.forward).parameters
+    cache_kw = "cache" if "cache" in params else "past_key_values"
     was_training = model.training
     model.eval()
     try:
@@ -64,14 +68,16 @@ def sample(
             for t in range(max_new_tokens):
                 logits = model(
                     input_ids=step_ids, attention_mask=attn, position_ids=step_pos,
-                    past_key_values=cache, use_cache=True,
+                    use_cache=True, logits_to_keep=1, **{cache_kw: cache},
                 ).logits[:, -1, :].float()
                 if greedy:
                     logp = torch.log_softmax(logits, -1)
                     nxt = logp.argmax(-1)
                 else:
                     logp = torch.log_softmax(logits / temperature, -1)
-                    nxt = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
+                    # Gumbel-max (argmax p / Exp(1)): same distribution as multinomial, cheaper
+                    noise = torch.empty_like(logp).exponential_(generator=generator)
+                    nxt = (logp - noise.log()).argmax(-1)
                 nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
                 out_ids[:, t] = nxt
                 out_lp[:, t] = torch.where(done, 0.0, logp.gather(-1, nxt.unsqueeze(-1)).squeeze(-1))
@@ -187,15 +193,27 @@ class HFAgent:
         async with self._lock:
             return await asyncio.to_thread(self.respond, messages, tools)
 
-    def respond(self, messages: list[Message], tools: list[ToolSpecView]) -> Message:
-        """Synchronous ``act``: render, sample, parse."""
+    def respond(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpecView],
+        *,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        greedy: bool | None = None,
+        generator=None,
+    ) -> Message:
+        """Synchronous ``act`` (render, sample, parse); keywords override the defaults."""
         prompt = render_prompt(
             self.tokenizer, chat_messages(messages, self.tokenizer), chat_tools(tools)
         )
         (s,) = sample(
-            self.model, [prompt], max_new_tokens=self.max_new_tokens, eos_ids=self.eos_ids,
-            pad_id=self.pad_id, temperature=self.temperature, greedy=self.greedy,
-            generator=self.generator,
+            self.model, [prompt],
+            max_new_tokens=max_new_tokens or self.max_new_tokens,
+            eos_ids=self.eos_ids, pad_id=self.pad_id,
+            temperature=self.temperature if temperature is None else temperature,
+            greedy=self.greedy if greedy is None else greedy,
+            generator=generator or self.generator,
         )
         parsed = parse_reply(decode_completion(self.tokenizer, s.completion_ids, self.eos_ids))
         return Message(

@@ -111,7 +111,7 @@ def analyze(eps: Episodes, name: str = "", reps: int = 400, seed: int = 0,
         out["logistic"], out["logistic_t80"] = lg.t50, lg.t80
         if model == "weibull":
             if d.events > 0 and d.exposure > 0:
-                lt, lk, _ = weibull_mle(d, out["exponential"] or 1.0)
+                lt, lk, _ = weibull_mle(d, wei_fit.t50, wei_fit.kappa)
                 out["weibull"], out["weibull_kappa"] = math.exp(lt), math.exp(lk)
             else:
                 out["weibull"] = out["weibull_kappa"] = None

@@ -6,8 +6,7 @@ all the data we get:
 
 * success of a length-L task: survived L subtasks, right-censored -> ``(L, inf)``;
 * agent failure with ``first_failed = i``: subtasks 0..i-1 survived, event at t = i+1 -> ``(i, i+1)``;
-* agent failure without ``first_failed`` (endpoint-only judge): event somewhere in
-  ``(subtasks_completed, L]`` -- ``subtasks_completed`` defaults to 0, giving ``(0, L)``.
+* agent failure without ``first_failed`` (endpoint-only judge): event somewhere in ``(0, L]``.
 
 The likelihood contribution of a row is ``S(left) - S(right)`` for any survival model ``S``, so the
 same code fits the endpoint binomial (all failures coarsened to ``(0, L)``) and the per-subtask
@@ -245,10 +244,9 @@ def intervals(eps: Episodes, endpoint: bool = False) -> Grouping:
     right = np.where(eps.success, math.inf, L)
     left = np.where(known, eps.first_failed, left)
     right = np.where(known, eps.first_failed + 1.0, right)
-    if not endpoint:
-        # Unknown failed index: the subtasks completed in order are still known survivals.
-        unk = fail & ~known
-        left = np.where(unk, np.minimum(eps.completed, eps.length - 1), left)
+    # Unknown failed index: the whole (0, L] interval, NOT (subtasks_completed, L]. An interval
+    # whose left end is where the failure happened is not "coarsened at random" (it is only
+    # ever observed when T = left + 1), so its likelihood S(left) - S(L) would bias T50 upward.
     if left.shape[0] == 0:
         return Grouping(np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
     # Integer key per (left, right) pair (right = inf coded as top + 1): a 1-d unique is far

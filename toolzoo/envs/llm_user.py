@@ -20,7 +20,7 @@ import json
 import re
 from typing import Any
 
-from toolzoo.core import Message, Task
+from toolzoo.core import Message, Task, Usage
 from toolzoo.envs.user import UserReply, UserSimError
 from toolzoo.llm import LLMClient, LLMConfig, LLMError
 
@@ -60,8 +60,11 @@ def user_system_prompt(task: Task, persona: str | None = None) -> str:
         " and does the work; you only state what you want and answer its questions.",
         f"Your persona: {persona or DEFAULT_PERSONA}",
         "",
-        "Your goals, in this order. Bring them up one at a time, in your own words; move on to"
-        " the next one once the assistant has handled the current one:",
+        # Goals are quoted as written because progress is measured by finding each ask,
+        # verbatim, in the user's messages (core.Task.asked_in).
+        "Your goals, in this order. Bring them up one at a time, quoting each goal's sentence"
+        " exactly as written (you may add a short greeting or remark around it); move on to the"
+        " next one once the assistant has handled the current one:",
     ]
     for i, sub in enumerate(task.subtasks, 1):
         lines.append(f"{i}. {sub.ask}")
@@ -102,8 +105,8 @@ def flip_roles(messages: list[Message]) -> list[Message]:
 
 class LLMUser:
     """A UserSimulator on an OpenAI-compatible endpoint. Pass ``client`` to share one pooled
-    :class:`LLMClient` between many episodes. ``usage`` counts this simulator's tokens (kept
-    apart from the agent's: user messages carry no ``Message.usage``)."""
+    :class:`LLMClient` between many episodes. ``usage`` counts this episode's simulator tokens
+    (kept apart from the agent's: user messages carry no ``Message.usage``)."""
 
     def __init__(self, config: LLMConfig | None = None, persona: str | None = None, *,
                  client: LLMClient | None = None, check_violations: bool = True,
@@ -121,9 +124,11 @@ class LLMUser:
         self.system_prompt = ""
         self._tool_names: set[str] = set()
         self._known: set[str] = set()
+        self.usage = Usage()
 
     async def start(self, task: Task) -> None:
         self.task = task
+        self.usage = Usage()
         self.system_prompt = user_system_prompt(task, self.persona)
         asks = " ".join(s.ask for s in task.subtasks)
         self._tool_names = {step.tool for s in task.subtasks for step in s.solution
@@ -143,6 +148,9 @@ class LLMUser:
             except LLMError as e:
                 raise UserSimError(f"user simulator endpoint failed: {type(e).__name__}: {e}") \
                     from e
+            self.usage = Usage(
+                prompt_tokens=self.usage.prompt_tokens + result.usage.prompt_tokens,
+                completion_tokens=self.usage.completion_tokens + result.usage.completion_tokens)
             text = (result.message.content or "").strip()
             if text:
                 break

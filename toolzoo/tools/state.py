@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from contextvars import ContextVar
 from typing import Any
 
 import cel
@@ -35,7 +36,26 @@ def _sorted(values: Any) -> list[Any]:
         return sorted(values, key=canonical_json)
 
 
-CEL_FUNCTIONS = {"sorted": _sorted}
+# The RNG behind ``pick``: set by the task generator while it binds a subtask, unset elsewhere
+# (so a tool effect that calls pick fails loudly instead of being silently random).
+PICK_RNG: ContextVar[random.Random | None] = ContextVar("toolzoo_pick_rng", default=None)
+
+
+class PickEmpty(Exception):
+    """pick() got an empty list: the subtask's bindings cannot be satisfied in this state."""
+
+
+def _pick(values: Any) -> Any:
+    rng = PICK_RNG.get()
+    if rng is None:
+        raise RuntimeError("pick() is only available in subtask bindings")
+    values = _sorted(values)
+    if not values:
+        raise PickEmpty("pick() of an empty list")
+    return rng.choice(values)
+
+
+CEL_FUNCTIONS = {"sorted": _sorted, "pick": _pick}
 
 
 class State:

@@ -1,0 +1,1 @@
+"""Judges: verifiable checks on final state and answers, and rubric judges."""
