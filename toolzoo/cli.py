@@ -103,6 +103,67 @@ def _serve_mcp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_success_table(summary: dict[str, Any], title: str) -> None:
+    table = Table(title=title)
+    for col in ("length", "episodes", "successes", "rate"):
+        table.add_column(col, justify="right")
+    for length, row in summary["by_length"].items():
+        rate = row["rate"]
+        table.add_row(length, str(row["episodes"]), str(row["successes"]), "-" if rate is None else f"{rate:.3f}")
+    console.print(table)
+    console.print(f"infra errors: {summary['infra_errors']}   user-sim errors: {summary['user_sim_errors']}   "
+                  f"judge errors: {summary.get('judge_errors', 0)}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from toolzoo.config import LoadError
+    from toolzoo.envs.run_config import load_run_config
+    from toolzoo.envs.runner import Runner
+
+    try:
+        config = load_run_config(args.config)
+    except LoadError as exc:
+        for problem in exc.problems:
+            err_console.print(f"[red]error[/red] {problem}", highlight=False)
+        return 2
+    if args.output:
+        config.output = args.output
+    if args.ray is not None:
+        from toolzoo.cluster.ray_runner import run_on_ray
+
+        summary = run_on_ray(config, address=args.ray or None, resume=args.resume, overwrite=args.overwrite)
+    else:
+        try:
+            summary = asyncio.run(Runner(config, resume=args.resume, overwrite=args.overwrite).run(progress=not args.quiet))
+        except FileExistsError as exc:
+            err_console.print(f"[red]error[/red] {exc}")
+            return 2
+    _print_success_table(summary, f"{config.run}: success by length")
+    if config.report and summary["episodes"]:
+        from toolzoo.analysis.report import write_report
+
+        try:
+            blocks = write_report([Path(config.output)])
+            hl = blocks.get("half_life") or {}
+            if hl.get("t50") is not None:
+                lo, hi = (hl.get("ci") or [None, None])[:2]
+                bound = lambda v: "∞" if v is None else f"{v:.2f}"  # noqa: E731 (an unbounded side is None)
+                console.print(f"half-life T50 = {hl['t50']:.2f} subtasks (95% CI {bound(lo)}–{bound(hi)}, "
+                              f"model {hl.get('model')})")
+        except Exception as exc:  # the episodes are safe on disk; a report problem must not hide them
+            err_console.print(f"[yellow]report failed[/yellow]: {type(exc).__name__}: {exc}")
+    console.print(f"output: {config.output}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from toolzoo.analysis.report import report_command
+
+    return report_command(args.runs, args.out, args.log_scale)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="toolzoo", description="Agentic-RL tool domains, episodes, judges and training.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -117,6 +178,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = zoo.add_parser("validate", help="validate built-in domains or YAML files (all built-ins when none given)")
     p.add_argument("targets", nargs="*")
     p.set_defaults(func=_zoo_validate)
+
+    p = sub.add_parser("run", help="run episodes from a Run config and write trajectories, summary and report")
+    p.add_argument("config")
+    p.add_argument("--resume", action="store_true", help="continue a killed run (skips stored episodes)")
+    p.add_argument("--overwrite", action="store_true", help="discard an existing output folder's episodes")
+    p.add_argument("--output", help="override the config's output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run on Ray: a local cluster, or the cluster at ADDRESS")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("report", help="half-life report (PNG, HTML, summary.json) for one or more runs")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--out", help="folder for the report (default: the first run's folder)")
+    p.add_argument("--log-scale", action="store_true", help="log-scale length axis")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("schema", help="print the JSON Schema of a YAML format")
     p.add_argument("format", choices=["domain", "rubric", "run", "train"])

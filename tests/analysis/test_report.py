@@ -36,6 +36,7 @@ def test_report_writes_plots_html_and_summary(tmp_path: Path) -> None:
     assert summary["failures"]["counted"] + summary["failures"]["excluded"] == 500
     assert summary["pass_k"]["overall"]["k"] == [1, 2, 3, 4]
     assert res["runs"][str(a)] == {k: summary[k] for k in ("half_life", "pass_k", "failures")}
+    assert res["half_life"] == summary["half_life"]  # first run's blocks also at top level
 
     hb = json.loads((b / "summary.json").read_text())["half_life"]
     ratio = hb["ratio_vs_first"]

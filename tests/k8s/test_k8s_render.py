@@ -1,6 +1,5 @@
 """render(): overlays composed in Python, the config applied, and every result strictly valid."""
 
-import copy
 import re
 
 import pytest

@@ -2,8 +2,6 @@
 
 import copy
 
-import pytest
-
 from toolzoo.cluster import k8s_render as kr
 from toolzoo.cluster.k8s_validate import crds_dir, strict_schema, validate_manifest, validate_manifests
 

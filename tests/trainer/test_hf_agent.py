@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -19,12 +20,13 @@ def _prompts(tok):
                                     tokenize=True, return_dict=True)["input_ids"] for t in texts]
 
 
-def test_greedy_matches_generate_with_left_padding(tiny_ckpt):
+@pytest.mark.parametrize("fast", [True, False])
+def test_greedy_matches_generate_with_left_padding(tiny_ckpt, fast):
     model = AutoModelForCausalLM.from_pretrained(tiny_ckpt)
     tok = AutoTokenizer.from_pretrained(tiny_ckpt)
     prompts = _prompts(tok)
     ours = sample(model, prompts, max_new_tokens=12, eos_ids=[tok.eos_token_id],
-                  pad_id=tok.pad_token_id, greedy=True)
+                  pad_id=tok.pad_token_id, greedy=True, fast=fast)
     for p, s in zip(prompts, ours):  # one at a time: no padding in the reference
         ref = model.generate(torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
                              max_new_tokens=12, do_sample=False, eos_token_id=tok.eos_token_id,
@@ -33,13 +35,14 @@ def test_greedy_matches_generate_with_left_padding(tiny_ckpt):
         assert s.finished == (tok.eos_token_id in ref)
 
 
-def test_sampled_logprobs_match_a_forward_pass(tiny_ckpt):
+@pytest.mark.parametrize("fast", [True, False])
+def test_sampled_logprobs_match_a_forward_pass(tiny_ckpt, fast):
     model = AutoModelForCausalLM.from_pretrained(tiny_ckpt)
     tok = AutoTokenizer.from_pretrained(tiny_ckpt)
     prompts = _prompts(tok)
     gen = torch.Generator().manual_seed(0)
     out = sample(model, prompts, max_new_tokens=10, eos_ids=[tok.eos_token_id],
-                 pad_id=tok.pad_token_id, temperature=0.7, generator=gen)
+                 pad_id=tok.pad_token_id, temperature=0.7, generator=gen, fast=fast)
     rows = [p + s.completion_ids for p, s in zip(prompts, out)]
     ids = pad_right(rows, tok.pad_token_id, torch.long)
     attn = pad_right([[1] * len(r) for r in rows], 0, torch.long)

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from toolzoo.agents import fastdecode
 from toolzoo.agents.hermes import parse_reply
 from toolzoo.core import Message, Task, TokenInfo, ToolSpecView, Usage
 
@@ -37,8 +38,10 @@ def sample(
     temperature: float = 1.0,
     greedy: bool = False,
     generator=None,
+    fast: bool = True,
 ) -> list[Sample]:
-    """Continue each prompt (token ids) by up to ``max_new_tokens`` tokens, in one batch."""
+    """Continue each prompt (token ids) by up to ``max_new_tokens`` tokens, in one batch.
+    ``fast``: use ``fastdecode`` for the model families it supports."""
     import torch
     from transformers import DynamicCache
 
@@ -56,20 +59,30 @@ def sample(
     out_lp = torch.zeros((n, max_new_tokens), device=device)
     done = torch.zeros(n, dtype=torch.bool, device=device)
     lengths = torch.full((n,), max_new_tokens, dtype=torch.long, device=device)
-    cache = DynamicCache()
-    # transformers 5.2x renamed ``past_key_values`` to ``cache``; older versions only know the former
-    params = inspect.signature(model.forward).parameters
-    cache_kw = "cache" if "cache" in params else "past_key_values"
+    if fast and fastdecode.supports(model):
+        decoder = fastdecode.FastDecoder(model, n, width + max_new_tokens)
+
+        def forward(step_ids, step_pos, attn):
+            return decoder.step(step_ids, step_pos, attn[:, -step_ids.shape[1]:].bool())
+    else:
+        cache = DynamicCache()
+        # transformers 5.2x renamed ``past_key_values`` to ``cache``; older ones only know that
+        params = inspect.signature(model.forward).parameters
+        cache_kw = "cache" if "cache" in params else "past_key_values"
+
+        def forward(step_ids, step_pos, attn):
+            return model(
+                input_ids=step_ids, attention_mask=attn, position_ids=step_pos,
+                use_cache=True, logits_to_keep=1, **{cache_kw: cache},
+            ).logits[:, -1, :]
+
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
             step_ids, step_pos = ids, pos
             for t in range(max_new_tokens):
-                logits = model(
-                    input_ids=step_ids, attention_mask=attn, position_ids=step_pos,
-                    use_cache=True, logits_to_keep=1, **{cache_kw: cache},
-                ).logits[:, -1, :].float()
+                logits = forward(step_ids, step_pos, attn).float()
                 if greedy:
                     logp = torch.log_softmax(logits, -1)
                     nxt = logp.argmax(-1)

@@ -80,14 +80,14 @@ def wrong_value(value: Any) -> Any:
             return value[: m.start()] + str(d) + value[m.end():]
         return value[::-1] + "x" if value else "x"
     if isinstance(value, list):
-        return value[1:] or ["none"]
+        return value[1:] or ["x"]
     return "unknown"
 
 
 class NoisyOracleAgent(OracleAgent):
     MODES = ("wrong_argument", "skipped_call", "wrong_answer")
 
-    def __init__(self, p: float, seed: int = 0):
+    def __init__(self, p: float, seed: int | str = 0):
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError("p must be in [0, 1]")
@@ -123,7 +123,7 @@ class NoisyOracleAgent(OracleAgent):
 class RandomAgent:
     """Calls random tools with arguments built from ids seen in the conversation."""
 
-    def __init__(self, seed: int = 0, max_calls: int = 3):
+    def __init__(self, seed: int | str = 0, max_calls: int = 3):
         self.seed, self.max_calls = seed, max_calls
         self.rng = random.Random(seed)
         self._calls = 0

@@ -43,9 +43,13 @@ def fit_logistic(length: np.ndarray, n: np.ndarray, s: np.ndarray) -> Fit:
         why = "success does not fall with length" if b >= 0 else "perfectly separated (no finite MLE)"
         return Fit(model="logistic", data="endpoint", identifiable=False, n=tot, reason=why,
                    slope=b, intercept=a)
+    x50, x80 = -a / b, (float(logit(0.8)) - a) / b
+    if not (-60 < x80 < x50 < 60):
+        # A nearly flat slope extrapolates the crossing absurdly far from the data.
+        return Fit(model="logistic", data="endpoint", identifiable=False, n=tot, slope=b,
+                   intercept=a, reason="slope too flat: T50 far outside 2^-60..2^60")
     return Fit(model="logistic", data="endpoint", identifiable=True, n=tot,
-               t50=2.0 ** (-a / b), t80=2.0 ** ((logit(0.8) - a) / b), slope=b, intercept=a,
-               loglik=-float(res.fun))
+               t50=2.0 ** x50, t80=2.0 ** x80, slope=b, intercept=a, loglik=-float(res.fun))
 
 
 def logistic_curve(fit: Fit, t: np.ndarray) -> np.ndarray:

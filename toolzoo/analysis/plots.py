@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from toolzoo.analysis.analyze import RunAnalysis  # noqa: E402
 from toolzoo.analysis.hazard import LN2  # noqa: E402
@@ -56,6 +57,7 @@ def success_vs_length(runs: Sequence[RunAnalysis], path: Path, log_x: bool = Fal
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     if log_x:
         ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 1, 2, 4, not 2^k
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("task length L (subtasks)" + (" — log scale" if log_x else ""))
     ax.set_ylabel("success rate (agent failures only)")
@@ -68,11 +70,12 @@ def success_vs_length(runs: Sequence[RunAnalysis], path: Path, log_x: bool = Fal
     return path
 
 
-def log_survival(runs: Sequence[RunAnalysis], path: Path, log_x: bool = False) -> Path:
-    """Kaplan-Meier S(t) from per-subtask data on a log axis: a straight line means constant
-    hazard. Runs without per-subtask data show per-length success instead."""
+def log_survival(runs: Sequence[RunAnalysis], path: Path) -> Path:
+    """Kaplan-Meier S(t) from per-subtask data on a log y axis: a straight line means constant
+    hazard. The x axis stays linear (that is what makes the line straight). Runs without
+    per-subtask data show per-length success instead."""
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
-    t = _grid(runs, log_x)
+    t = _grid(runs, log_x=False)
     floor = 1.0
     for i, r in enumerate(runs):
         c = COLORS[i % len(COLORS)]
@@ -99,9 +102,7 @@ def log_survival(runs: Sequence[RunAnalysis], path: Path, log_x: bool = False) -
                     label=f"{r.name}: Weibull κ={w.kappa:.2f}{p}")
     ax.set_yscale("log")
     ax.set_ylim(max(floor * 0.5, 1e-4), 1.1)
-    if log_x:
-        ax.set_xscale("log", base=2)
-    ax.set_xlabel("subtasks survived t" + (" — log scale" if log_x else ""))
+    ax.set_xlabel("subtasks survived t")
     ax.set_ylabel("P(no failure in first t subtasks), log scale")
     ax.set_title("Log-survival: a straight line is a constant hazard")
     ax.grid(alpha=0.3, which="both")

@@ -94,7 +94,8 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None, log_scale: b
     """Analyse each run, write PNGs and report.html to ``out_dir`` (default: the first run),
     merge ``half_life``/``pass_k``/``failures`` into each run's summary.json.
 
-    Returns ``{"runs": {run_dir: blocks written}, "ratios": [...], "html": path, "plots": {...}}``.
+    Returns ``{"half_life", "pass_k", "failures"`` (the first run's blocks), ``"runs": {run_dir:
+    blocks written}, "ratios": [...], "html": path, "plots": {...}}``.
     """
     run_dirs = [Path(p) for p in run_dirs]
     if not run_dirs:
@@ -108,7 +109,7 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None, log_scale: b
     ratios = [t50_ratio(runs[0], r) for r in runs[1:]]
     images = {
         "success_vs_length": success_vs_length(runs, out / "success_vs_length.png", log_scale),
-        "log_survival": log_survival(runs, out / "log_survival.png", log_scale),
+        "log_survival": log_survival(runs, out / "log_survival.png"),
         "pass_k": pass_k_plot(runs, out / "pass_k.png"),
     }
     report = out / "report.html"
@@ -121,8 +122,10 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None, log_scale: b
         blocks = _clean({"half_life": hl, "pass_k": r.pass_k.model_dump(), "failures": r.failures})
         _merge_summary(p, blocks)
         written[str(p)] = blocks
-    return {"runs": written, "ratios": _clean(ratios), "html": str(report),
-            "plots": {k: str(v) for k, v in images.items()}}
+    # The first run's blocks also sit at the top level: the common single-run caller
+    # (``toolzoo run``) reads ``result["half_life"]`` directly.
+    return {**written[str(run_dirs[0])], "runs": written, "ratios": _clean(ratios),
+            "html": str(report), "plots": {k: str(v) for k, v in images.items()}}
 
 
 def report_command(run_dirs: list[str], out: str | None, log_scale: bool) -> int:

@@ -11,13 +11,13 @@ episode, which is then judged as it stands.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
 from pydantic import BaseModel
 
 from toolzoo.agents.base import Agent, AgentError
+from toolzoo.agents.toolcall_check import validate_tool_call
 from toolzoo.core import CallRecord, Checkpoint, Message, Outcome, Task, ToolCall, ToolResult, ToolSpecView, Trajectory, Usage
 from toolzoo.envs.user import UserSimError, UserSimulator
 from toolzoo.rubrics.verifiable import judge_verifiable
@@ -34,16 +34,6 @@ class Limits(BaseModel):
     max_turns: int = 64  # assistant messages
     max_tool_calls: int = 128
     wall_time_s: float = 300.0
-
-
-def check_call(call: ToolCall, tool_names: set[str]) -> tuple[dict[str, Any] | None, str | None]:
-    """Parse a tool call's arguments; (args, None) or (None, error text for the agent)."""
-    if call.name not in tool_names:
-        return None, f"unknown tool {call.name!r} (available: {', '.join(sorted(tool_names))})"
-    try:
-        return call.parsed_args(), None
-    except (ValueError, json.JSONDecodeError) as exc:
-        return None, f"{call.name}: arguments are not a valid JSON object: {exc}"
 
 
 async def run_episode(task: Task, agent: Agent, user: UserSimulator, session: ToolSession, *,
@@ -143,9 +133,10 @@ async def _checkpoint(task: Task, session: ToolSession, traj: Trajectory) -> Non
 
 
 async def _run_call(call: ToolCall, names: set[str], session: ToolSession) -> tuple[Any, ToolResult]:
-    args, error = check_call(call, names)
+    error = validate_tool_call(call, names)
     if error is not None:
         return None, ToolResult(call_id=call.id, name=call.name, content=error, is_error=True)
+    args = call.parsed_args()
     return args, await session.call_tool(call.name, args, call.id)
 
 

@@ -74,7 +74,7 @@ class TaskGenerator:
                 touched.setdefault(coll, set()).update(keys)
         expected = {c: {k: final[c].get(k) for k in sorted(keys)} for c, keys in touched.items()}
         task = Task(
-            id=f"{self.domain.name}-s{seed}-L{length}" + ("-chain" if self.options.chain else ""),
+            id=task_id(self.domain.name, seed, length, self.options.chain),
             domain=self.domain.name, seed=seed, length=length, subtasks=subtasks,
             initial_hash=initial_hash, expected_final_hash=state.hash(),
             touched={c: sorted(keys) for c, keys in touched.items()},
@@ -134,6 +134,10 @@ class TaskGenerator:
         expected = {c: {k: state.data[c].get(k) for k in keys} for c, keys in touched.items()}
         return SubtaskInstance(template=template.spec.id, bind=bind, ask=ask, solution=steps, answer=answer,
                                checkpoint_hash=state.hash(), touched=touched, expected=expected)
+
+
+def task_id(domain: str, seed: int, length: int, chain: bool = False) -> str:
+    return f"{domain}-s{seed}-L{length}" + ("-chain" if chain else "")
 
 
 def bind_variables(exprs: dict[str, Expr], state: State, prev: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -34,6 +34,8 @@ def answer_present(expected: Any, text: str) -> bool:
     if isinstance(expected, str):
         return _word_in(expected, text) if expected.strip() else True
     if isinstance(expected, (list, tuple)):
+        if not expected:  # "nothing" must be said, not implied by silence
+            return re.search(r"\[\s*\]|\b(none|nothing|empty|no\s+\w+)\b", text, flags=re.IGNORECASE) is not None
         return all(answer_present(item, text) for item in expected)
     if isinstance(expected, dict):
         return all(answer_present(v, text) for v in expected.values())

@@ -1,25 +1,91 @@
 """CEL expressions and ``{CEL}`` text templates, compiled once at load time.
 
-Evaluation uses the Rust-backed ``common-expression-language`` package. Converting Python
-values into CEL values dominates the cost, so callers evaluate against a reusable
-:class:`cel.Context` (see :class:`toolzoo.tools.state.State`), which converts the state once
-per state version instead of once per expression.
+Evaluation uses the Rust-backed ``common-expression-language`` package. Its cost is converting
+Python values into CEL values: a ``cel.Context`` converts *all* its variables again whenever
+one of them changes. So the domain state is the only variable registered on a context (cached
+per state version, see :meth:`toolzoo.tools.state.State.cel_context`), and every other free
+name (``args``, ``prev``, subtask bindings, ...) is rewritten at compile time into a call of the
+registered function ``_tz(name)``, which reads the current values from a context variable.
+A tool call then costs microseconds instead of a re-conversion of the whole state.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import cel
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TOKEN = re.compile(r"""(?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|(?P<id>[A-Za-z_][A-Za-z0-9_]*)|(?P<other>.)""", re.S)
+_MACRO_VAR = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
+_KEYWORDS = {"true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function", "if",
+             "import", "let", "loop", "package", "namespace", "return", "var", "void", "while"}
+# Names kept as real CEL variables (registered on the context), never rewritten.
+CONTEXT_VARIABLES = {"state"}
+
+_VARS: ContextVar[dict[str, Any]] = ContextVar("toolzoo_cel_vars", default={})
 
 
 class CelError(Exception):
     """A CEL expression failed to compile or to evaluate."""
+
+
+def _lookup(name: str) -> Any:
+    variables = _VARS.get()
+    if name not in variables:
+        raise KeyError(f"undeclared variable {name!r}")
+    return variables[name]
+
+
+def new_context(functions: dict[str, Callable[..., Any]] | None = None) -> cel.Context:
+    ctx = cel.Context()
+    ctx.add_function("_tz", _lookup)
+    for name, fn in (functions or {}).items():
+        ctx.add_function(name, fn)
+    return ctx
+
+
+@dataclass
+class Env:
+    """What an expression is evaluated against: a context (state + functions) and the values of
+    the other free names."""
+
+    ctx: cel.Context
+    variables: dict[str, Any] = field(default_factory=dict)
+
+
+def env_from_dict(values: dict[str, Any], functions: dict[str, Callable[..., Any]] | None = None) -> Env:
+    """An Env for one-off evaluations (not hot paths): every value becomes available."""
+    from toolzoo.tools.state import CEL_FUNCTIONS
+
+    ctx = new_context({**CEL_FUNCTIONS, **(functions or {})})
+    for name in CONTEXT_VARIABLES & set(values):
+        ctx.add_variable(name, values[name])
+    return Env(ctx, {k: v for k, v in values.items() if k not in CONTEXT_VARIABLES})
+
+
+def rewrite(source: str) -> str:
+    """Turn free variables (other than ``state``) into ``_tz('name')`` calls."""
+    bound = set(_MACRO_VAR.findall(source))
+    out: list[str] = []
+    prev_sig = ""  # the previous significant (non-space) character
+    tokens = list(_TOKEN.finditer(source))
+    for i, m in enumerate(tokens):
+        text = m.group()
+        if m.lastgroup == "id":
+            nxt = next((t.group() for t in tokens[i + 1:] if not t.group().isspace()), "")
+            free = (prev_sig != "." and nxt != "(" and text not in _KEYWORDS and text not in bound
+                    and text not in CONTEXT_VARIABLES)
+            out.append(f"_tz('{text}')" if free else text)
+        else:
+            out.append(text)
+        if not text.isspace():
+            prev_sig = text[-1]
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -27,13 +93,16 @@ class Expr:
     source: str
     program: Any
 
-    def eval(self, ctx: cel.Context | dict[str, Any]) -> Any:
+    def eval(self, env: Env | dict[str, Any]) -> Any:
+        if isinstance(env, dict):
+            env = env_from_dict(env)
+        token = _VARS.set(env.variables)
         try:
-            return self.program.execute(ctx)
-        except KeyError as exc:
-            raise CelError(f"no such key {exc.args[0]!r} (in `{self.source}`)") from None
-        except Exception as exc:  # the library raises ValueError/RuntimeError/TypeError
-            raise CelError(f"{_clean(str(exc))} (in `{self.source}`)") from None
+            return self.program.execute(env.ctx)
+        except Exception as exc:  # the library raises ValueError/RuntimeError/TypeError/KeyError
+            raise CelError(f"{_explain(exc)} (in `{self.source}`)") from None
+        finally:
+            _VARS.reset(token)
 
     def names(self) -> set[str]:
         """Identifiers this expression mentions (outside string literals), for load-time checks."""
@@ -49,9 +118,23 @@ def compile_expr(source: Any) -> Expr:
     if not source.strip():
         raise CelError("empty CEL expression")
     try:
-        return Expr(source, cel.compile(source))
+        cel.compile(source)  # syntax errors are reported against what the author wrote
     except Exception as exc:
         raise CelError(_clean(str(exc))) from None
+    try:
+        return Expr(source, cel.compile(rewrite(source)))
+    except Exception as exc:
+        raise CelError(f"cannot prepare expression: {_clean(str(exc))}") from None
+
+
+def _explain(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"no such key {exc.args[0]!r}"
+    text = _clean(str(exc))
+    m = re.search(r"undeclared variable '([^']+)'", text)
+    if m:
+        return f"undeclared variable {m.group(1)!r}"
+    return text.replace("_tz(", "(")
 
 
 def _clean(message: str) -> str:
@@ -70,13 +153,15 @@ class Template:
     source: str
     parts: tuple[str | Expr, ...]
 
-    def render(self, ctx: cel.Context | dict[str, Any]) -> str:
+    def render(self, env: Env | dict[str, Any]) -> str:
+        if isinstance(env, dict):
+            env = env_from_dict(env)
         out = []
         for part in self.parts:
             if isinstance(part, str):
                 out.append(part)
             else:
-                value = part.eval(ctx)
+                value = part.eval(env)
                 out.append(value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str))
         return "".join(out)
 

@@ -57,6 +57,7 @@ class DomainRuntime:
             return _error(name, f"unknown tool {name!r} (available: {', '.join(self.domain.tools)})")
         if args is None:
             args = {}
+        args = _coerce_integers(tool, args)
         problem = _argument_problem(tool, args)
         if problem:
             return _error(name, problem)
@@ -151,6 +152,20 @@ class DomainRuntime:
         if err is not None:
             field = ".".join(str(p) for p in err.absolute_path) or "record"
             raise ToolError(f"{where}: {collection} {field}: {err.message}")
+
+
+def _coerce_integers(tool: CompiledTool, args: Any) -> Any:
+    """JSON Schema's ``integer`` admits 50.0, but CEL will not add an int to a double: turn
+    whole-number floats into ints where the tool's schema asks for an integer."""
+    if not isinstance(args, dict):
+        return args
+    props = tool.spec.parameters.get("properties") or {}
+    fixed = None
+    for name, value in args.items():
+        if isinstance(value, float) and value.is_integer() and (props.get(name) or {}).get("type") == "integer":
+            fixed = fixed or dict(args)
+            fixed[name] = int(value)
+    return fixed or args
 
 
 def _argument_problem(tool: CompiledTool, args: Any) -> str | None:

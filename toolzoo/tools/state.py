@@ -12,7 +12,7 @@ import random
 from contextvars import ContextVar
 from typing import Any
 
-import cel
+from toolzoo.tools.cel import Env, new_context
 
 from toolzoo.tools.spec import DomainSpec, FieldGen
 
@@ -41,18 +41,14 @@ def _sorted(values: Any) -> list[Any]:
 PICK_RNG: ContextVar[random.Random | None] = ContextVar("toolzoo_pick_rng", default=None)
 
 
-class PickEmpty(Exception):
-    """pick() got an empty list: the subtask's bindings cannot be satisfied in this state."""
-
-
 def _pick(values: Any) -> Any:
     rng = PICK_RNG.get()
     if rng is None:
         raise RuntimeError("pick() is only available in subtask bindings")
     values = _sorted(values)
-    if not values:
-        raise PickEmpty("pick() of an empty list")
-    return rng.choice(values)
+    # An empty list yields null: the binding is unsatisfiable and the generator moves on
+    # (raising here would make the CEL library log a traceback for an ordinary skip).
+    return rng.choice(values) if values else None
 
 
 CEL_FUNCTIONS = {"sorted": _sorted, "pick": _pick}
@@ -107,17 +103,14 @@ class State:
         self.version += 1
 
     # -- CEL --------------------------------------------------------------------------------
-    def cel_context(self, **variables: Any) -> cel.Context:
-        """A CEL context with ``state`` bound; the state is converted once per version."""
+    def cel_context(self, **variables: Any) -> Env:
+        """An evaluation env: the state registered on a cached context (converted once per
+        state version), and ``variables`` for every other free name."""
         if self._ctx is None or self._ctx_version != self.version:
-            self._ctx = cel.Context()
+            self._ctx = new_context(CEL_FUNCTIONS)
             self._ctx.add_variable("state", self._data)
-            for fname, fn in CEL_FUNCTIONS.items():
-                self._ctx.add_function(fname, fn)
             self._ctx_version = self.version
-        for name, value in variables.items():
-            self._ctx.add_variable(name, value)
-        return self._ctx
+        return Env(self._ctx, variables)
 
 
 def seed_state(spec: DomainSpec, seed: int) -> State:

@@ -1,0 +1,219 @@
+"""The run driver: every (domain, length, task, trial) episode, concurrently, resumable.
+
+Episode ids are deterministic (``<domain>-s<seed>-L<length>-t<trial>``), so ``--resume``
+skips what the store already holds and a killed run loses nothing and repeats nothing.
+Infra failures are retried on a fresh sandbox up to ``max_infra_retries`` times and never
+count as agent failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from toolzoo.core import Outcome, Task, Trajectory
+from toolzoo.envs.episode import run_episode
+from toolzoo.envs.factories import AgentFactory, UserFactory
+from toolzoo.envs.run_config import RunConfig
+from toolzoo.envs.store import TrajectoryStore
+from toolzoo.envs.taskgen import TaskGenerationError, TaskGenerator, task_id
+from toolzoo.sandbox.base import SandboxSpec, create_sandbox
+from toolzoo.tools.zoo import get_domain
+
+
+@dataclass(frozen=True)
+class Job:
+    domain: str
+    length: int
+    task_seed: int
+    trial: int
+
+    @property
+    def task_key(self) -> tuple[str, int, int]:
+        return (self.domain, self.task_seed, self.length)
+
+
+def plan_jobs(config: RunConfig) -> list[Job]:
+    return [Job(d, L, config.seed + k, t) for d in config.domains for L in config.lengths
+            for k in range(config.tasks_per_length) for t in range(config.trials)]
+
+
+def episode_id(task: Task, trial: int) -> str:
+    return f"{task.id}-t{trial}"
+
+
+class TaskCache:
+    """Tasks are generated once and shared by their trials."""
+
+    def __init__(self, config: RunConfig):
+        self.config = config
+        self._gens: dict[str, TaskGenerator] = {}
+        self._tasks: dict[tuple[str, int, int], Task] = {}
+
+    def get(self, job: Job) -> Task:
+        task = self._tasks.get(job.task_key)
+        if task is None:
+            gen = self._gens.get(job.domain)
+            if gen is None:
+                gen = self._gens[job.domain] = TaskGenerator(get_domain(job.domain), self.config.generator)
+            task = self._tasks[job.task_key] = gen.generate(job.task_seed, job.length)
+        return task
+
+
+def summarize(trajectories: list[Trajectory]) -> dict[str, Any]:
+    by_length: dict[str, dict[str, Any]] = {}
+    counts = {"infra": 0, "user_sim": 0, "judge": 0}
+    for traj in trajectories:
+        outcome = traj.outcome or Outcome(success=False, failure="infra")
+        if outcome.failure in counts:
+            counts[outcome.failure] += 1
+            continue
+        row = by_length.setdefault(str(traj.task.length), {"episodes": 0, "successes": 0})
+        row["episodes"] += 1
+        row["successes"] += int(outcome.success)
+    for row in by_length.values():
+        row["rate"] = row["successes"] / row["episodes"] if row["episodes"] else None
+    by_length = dict(sorted(by_length.items(), key=lambda kv: int(kv[0])))
+    return {"episodes": len(trajectories), "by_length": by_length, "infra_errors": counts["infra"],
+            "user_sim_errors": counts["user_sim"], "judge_errors": counts["judge"]}
+
+
+class Runner:
+    def __init__(self, config: RunConfig, *, resume: bool = False, overwrite: bool = False,
+                 on_episode: Callable[[Trajectory], None] | None = None, run_id: str | None = None):
+        self.config = config
+        self.out = Path(config.output)
+        self.resume = resume
+        self.overwrite = overwrite
+        self.on_episode = on_episode
+        self.run_id = run_id or config.run
+        self.store = TrajectoryStore(self.out / "trajectories.jsonl")
+        self.tasks = TaskCache(config)
+
+    def prepare(self) -> list[Job]:
+        if self.store.path.exists() and not (self.resume or self.overwrite):
+            raise FileExistsError(f"{self.store.path} exists: pass --resume to continue it or --overwrite to start over")
+        if self.overwrite and not self.resume and self.store.path.exists():
+            self.store.path.unlink()
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.yaml").write_text(yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False))
+        done = self.store.repair()
+        return [j for j in plan_jobs(self.config) if self._episode_id(j) not in done]
+
+    def _episode_id(self, job: Job) -> str:
+        """The id the episode will have, known without generating its task."""
+        tid = task_id(get_domain(job.domain).name, job.task_seed, job.length, self.config.generator.chain)
+        return f"{tid}-t{job.trial}"
+
+    async def run_job(self, job: Job, agents: AgentFactory, users: UserFactory) -> Trajectory:
+        try:
+            task = self.tasks.get(job)
+        except TaskGenerationError as exc:
+            task = Task(id=self._episode_id(job).rsplit("-t", 1)[0], domain=job.domain, seed=job.task_seed,
+                        length=job.length, subtasks=[])
+            return Trajectory(episode_id=self._episode_id(job), task=task, trial=job.trial,
+                              outcome=Outcome(success=False, failure="infra", reason=f"task generation: {exc}"))
+        eid = episode_id(task, job.trial)
+        traj: Trajectory | None = None
+        for attempt in range(self.config.max_infra_retries + 1):
+            traj = await self._attempt(task, job, eid, agents, users)
+            traj.attempts = attempt + 1
+            if traj.outcome is None or traj.outcome.failure != "infra":
+                break
+        assert traj is not None
+        return traj
+
+    async def _attempt(self, task: Task, job: Job, eid: str, agents: AgentFactory, users: UserFactory) -> Trajectory:
+        sb = self.config.sandbox
+        spec = SandboxSpec(backend=sb.backend, domain=job.domain, seed=task.seed, run_id=self.run_id, episode_id=eid,
+                           limits=sb.limits, transport=sb.transport, image=sb.image,
+                           allow_unisolated=sb.allow_unisolated, options=sb.options)
+        try:
+            sandbox = await create_sandbox(spec)
+        except Exception as exc:  # the sandbox never came up: infrastructure
+            return Trajectory(episode_id=eid, task=task, trial=job.trial,
+                              outcome=Outcome(success=False, failure="infra",
+                                              reason=f"sandbox: {type(exc).__name__}: {exc}"))
+        try:
+            return await run_episode(task, agents.make(eid), users.make(), sandbox.session, episode_id=eid,
+                                     trial=job.trial, limits=self.config.limits)
+        finally:
+            await sandbox.close()
+
+    async def run(self, progress: bool = True) -> dict[str, Any]:
+        jobs = self.prepare()
+        agents, users = AgentFactory(self.config.agent), UserFactory(self.config.user)
+        total = len(plan_jobs(self.config))
+        stats = {"done": total - len(jobs), "ok": 0, "judged": 0, "infra": 0}
+        sem = asyncio.Semaphore(self.config.concurrency)
+        bar = _Progress(total, stats["done"], enabled=progress)
+
+        async def one(job: Job) -> None:
+            async with sem:
+                traj = await self.run_job(job, agents, users)
+            self.store.append(traj)
+            if self.on_episode:
+                self.on_episode(traj)
+            stats["done"] += 1
+            failure = traj.outcome.failure if traj.outcome else "infra"
+            if failure in ("infra", "user_sim", "judge"):
+                stats["infra"] += failure == "infra"
+            else:
+                stats["judged"] += 1
+                stats["ok"] += int(bool(traj.outcome and traj.outcome.success))
+            bar.update(stats)
+
+        started = time.perf_counter()
+        try:
+            with bar:
+                await asyncio.gather(*(one(j) for j in jobs))
+        finally:
+            self.store.close()
+            await agents.aclose()
+            await users.aclose()
+        summary = summarize(list(self.store))
+        summary["seconds"] = round(time.perf_counter() - started, 3)
+        summary["run"] = self.config.run
+        _merge_json(self.out / "summary.json", summary)
+        return summary
+
+
+def _merge_json(path: Path, blocks: dict[str, Any]) -> None:
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.update(blocks)
+    path.write_text(json.dumps(data, indent=2, sort_keys=False))
+
+
+class _Progress:
+    def __init__(self, total: int, done: int, enabled: bool):
+        self.enabled = enabled
+        self.total = total
+        self._progress = None
+        self._task = None
+        self._done = done
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(TextColumn("[bold]episodes"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+            self._progress.__enter__()
+            self._task = self._progress.add_task("run", total=self.total, completed=self._done, info="")
+        return self
+
+    def update(self, stats: dict[str, int]) -> None:
+        if self._progress is not None:
+            rate = stats["ok"] / stats["judged"] if stats["judged"] else 0.0
+            self._progress.update(self._task, completed=stats["done"],
+                                  info=f"success {rate:.1%}  infra errors {stats['infra']}")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)

@@ -1,0 +1,274 @@
+"""The docker tier: one container per sandbox, running the domain's tool server over stdio.
+
+The container has no network (``network_mode none``), drops every capability, sets
+no-new-privileges, caps pids/memory/cpu, has a read-only root with tmpfs /tmp and /workspace,
+runs as nobody, and carries toolzoo's labels. Its time to live is enforced *inside* it: the
+server runs under ``timeout -s KILL <ttl>`` behind docker's init, so the container dies on
+time even when the driver is gone. MCP goes over ``docker run -i`` (the SDK's stdio client);
+everything else (inspect, exec with output caps and timeouts, files, kill) uses the docker SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from toolzoo.sandbox.base import ExecResult, SandboxSpec, deadline_for
+from toolzoo.sandbox.limits import WORKSPACE, container_path
+from toolzoo.sandbox.reaper import RegistryEntry, process_start_time, record, unrecord
+from toolzoo.tools.session import MCPSession, ToolSession, stdio_params
+
+DEFAULT_IMAGE = os.environ.get("TOOLZOO_IMAGE", "toolzoo-sandbox:latest")
+BUILD_SCRIPT = Path(__file__).parent / "image" / "build.sh"
+WORKSPACE_MB_DEFAULT = 256
+
+_client_lock = threading.Lock()
+_client: Any = None
+
+
+def docker_client() -> Any:
+    """One shared SDK client (its connection pool is sized for many concurrent sandboxes)."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            import docker
+
+            _client = docker.from_env(timeout=60, max_pool_size=64)
+        return _client
+
+
+def docker_available() -> tuple[bool, str]:
+    try:
+        docker_client().ping()
+        return True, "ok"
+    except Exception as exc:
+        return False, f"dockerd not reachable: {type(exc).__name__}: {exc}"
+
+
+def ensure_image(image: str = DEFAULT_IMAGE) -> str:
+    """Build the sandbox image from local files (build.sh) unless it is already present."""
+    import docker.errors
+
+    try:
+        docker_client().images.get(image)
+        return image
+    except docker.errors.ImageNotFound:
+        pass
+    subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, env=os.environ | {"TOOLZOO_IMAGE": image})
+    docker_client().images.get(image)
+    return image
+
+
+class DockerSandbox:
+    isolation = "docker (network none, cap_drop ALL, no-new-privileges, read-only root)"
+
+    def __init__(self, spec: SandboxSpec, sandbox_id: str, image: str):
+        self.spec = spec
+        self.sandbox_id = sandbox_id
+        self.image = image
+        self.name = f"toolzoo-{sandbox_id}"
+        self.deadline = deadline_for(spec)
+        self.tainted = False
+        self.container: Any = None
+        self._session: MCPSession | None = None
+        self._entry: RegistryEntry | None = None
+        self._closed = False
+
+    def run_args(self) -> list[str]:
+        lim = self.spec.limits
+        ttl = max(1, math.floor(self.deadline - time.time()))
+        ws_mb = int(self.spec.options.get("workspace_mb", WORKSPACE_MB_DEFAULT))
+        args = ["run", "-i", "--rm", "--name", self.name, "--network", "none", "--cap-drop", "ALL",
+                "--security-opt", "no-new-privileges", "--pids-limit", str(lim.pids),
+                "--memory", f"{lim.memory_mb}m", "--memory-swap", f"{lim.memory_mb}m", "--cpus", str(lim.cpu),
+                "--ulimit", f"nofile={lim.open_files}:{lim.open_files}", "--read-only", "--init",
+                "--user", "65534:65534", "--workdir", WORKSPACE,
+                "--tmpfs", "/tmp:rw,nosuid,nodev,size=64m,mode=1777",
+                "--tmpfs", f"{WORKSPACE}:rw,exec,nosuid,nodev,size={ws_mb}m,mode=1777"]
+        for k, v in self.spec.labels(self.deadline).items():
+            args += ["--label", f"{k}={v}"]
+        args += ["--label", f"toolzoo.dev/sandbox={self.sandbox_id}"]
+        domain = self.spec.domain
+        p = Path(domain)
+        if p.suffix in (".yaml", ".yml") and p.exists():  # a domain file: mount it read-only
+            args += ["-v", f"{p.resolve()}:/domains/{p.name}:ro"]
+            domain = f"/domains/{p.name}"
+        args += [self.image, "timeout", "-s", "KILL", str(ttl),
+                 "toolzoo", "serve-mcp", domain, "--transport", "stdio", "--seed", str(self.spec.seed)]
+        return args
+
+    async def _start(self) -> None:
+        self._entry = RegistryEntry(
+            tier="docker", sandbox_id=self.sandbox_id, run_id=self.spec.run_id, episode_id=self.spec.episode_id,
+            labels=self.spec.labels(self.deadline), deadline=self.deadline, driver_pid=os.getpid(),
+            driver_start=process_start_time(os.getpid()), container=self.name)
+        record(self._entry)  # before the container exists: a crash in between still gets reaped
+        self._session = MCPSession(stdio_params([os.environ.get("TOOLZOO_DOCKER_CLI", "docker"), *self.run_args()]))
+        await self._session.open()
+        self.container = await asyncio.to_thread(docker_client().containers.get, self.name)
+
+    @property
+    def session(self) -> ToolSession:
+        assert self._session is not None, "sandbox not started"
+        return self._session
+
+    # -- exec -------------------------------------------------------------------------------
+    async def exec(self, command: list[str] | str, stdin: str | bytes | None = None,
+                   timeout: float | None = None) -> ExecResult:
+        self.tainted = True
+        result, _ = await self._exec_raw(command, stdin, timeout, self.spec.limits.output_bytes)
+        return result
+
+    async def _exec_raw(self, command: list[str] | str, stdin: str | bytes | None, timeout: float | None,
+                        cap: int) -> tuple[ExecResult, bytes]:
+        if self._closed:
+            raise RuntimeError("sandbox is closed")
+        remaining = self.deadline - time.time()
+        t = min(timeout if timeout is not None else remaining, remaining)
+        if t <= 0:
+            return ExecResult(timed_out=True, stderr="sandbox deadline passed"), b""
+        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        return await asyncio.to_thread(self._exec_blocking, argv, data, t, cap)
+
+    def _exec_blocking(self, argv: list[str], stdin: bytes | None, t: float, cap: int) -> tuple[ExecResult, bytes]:
+        from docker.utils.socket import frames_iter
+
+        api = docker_client().api
+        token = uuid.uuid4().hex[:10]
+        # `timeout` (own process group) kills the command's whole group at t; the pid file lets
+        # the host kill that group early when the output cap is hit.
+        wrapped = ["/bin/sh", "-c", f'echo $$ > /tmp/.exec-{token}; exec timeout -s KILL {math.ceil(t)} "$@"',
+                   "sh", *argv]
+        eid = api.exec_create(self.container.id, wrapped, stdin=True, stdout=True, stderr=True,
+                              workdir=WORKSPACE)["Id"]
+        sock = api.exec_start(eid, socket=True)
+        raw = getattr(sock, "_sock", sock)
+        start = time.monotonic()
+        bufs = {1: bytearray(), 2: bytearray()}
+        truncated = timed_out = False
+        try:
+            with contextlib.suppress(OSError):
+                if stdin:
+                    raw.sendall(stdin)
+                raw.shutdown(socket.SHUT_WR)
+            raw.settimeout(t + 5)  # backstop: `timeout` inside normally ends it at t
+            try:
+                for stream, chunk in frames_iter(sock, tty=False):
+                    buf = bufs.get(stream, bufs[2])
+                    room = cap - len(buf)
+                    if len(chunk) > room:
+                        buf += chunk[:max(room, 0)]
+                        truncated = True
+                        break
+                    buf += chunk
+            except (socket.timeout, TimeoutError):
+                timed_out = True
+        finally:
+            if truncated or timed_out:
+                self._kill_exec(token)
+            with contextlib.suppress(Exception):
+                sock.close()
+        code = None
+        for _ in range(50):
+            info = api.exec_inspect(eid)
+            if not info.get("Running"):
+                code = info.get("ExitCode")
+                break
+            time.sleep(0.05)
+        elapsed = time.monotonic() - start
+        if code in (124, 137) and elapsed >= t - 0.5 and not truncated:
+            timed_out = True
+        out = bytes(bufs[1])
+        return ExecResult(stdout=out.decode(errors="replace"), stderr=bytes(bufs[2]).decode(errors="replace"),
+                          exit_code=code, timed_out=timed_out, truncated=truncated), out
+
+    def _kill_exec(self, token: str) -> None:
+        with contextlib.suppress(Exception):
+            self.container.exec_run(["/bin/sh", "-c", f"kill -9 -- -$(cat /tmp/.exec-{token}) 2>/dev/null; "
+                                                      f"rm -f /tmp/.exec-{token}"])
+
+    # -- files ------------------------------------------------------------------------------
+    async def read_file(self, path: str) -> bytes:
+        p = container_path(path)
+        # Resolve symlinks inside the container and refuse targets outside the workspace.
+        result, out = await self._exec_raw(
+            ["/bin/sh", "-c", f'r=$(readlink -f "$1") && case "$r" in {WORKSPACE}|{WORKSPACE}/*) cat "$r";; '
+                              f'*) echo "outside the workspace" >&2; exit 3;; esac', "sh", p],
+            None, 60, int(self.spec.options.get("file_bytes", 64 * 1024 * 1024)))
+        if result.exit_code == 3:
+            raise PermissionError(f"path {path!r} escapes the workspace")
+        if result.exit_code != 0:
+            raise FileNotFoundError(f"{path}: {result.stderr.strip()}")
+        return out
+
+    async def write_file(self, path: str, data: bytes) -> None:
+        self.tainted = True
+        p = container_path(path)
+        result, _ = await self._exec_raw(
+            ["/bin/sh", "-c", f'mkdir -p "$(dirname "$1")" && r=$(readlink -f "$1") && case "$r" in '
+                              f'{WORKSPACE}/*) cat > "$r";; *) echo "outside the workspace" >&2; exit 3;; esac',
+             "sh", p], data, 60, 65536)
+        if result.exit_code == 3:
+            raise PermissionError(f"path {path!r} escapes the workspace")
+        if result.exit_code != 0:
+            raise OSError(f"write {path} failed: {result.stderr.strip()}")
+
+    # -- state and lifecycle ----------------------------------------------------------------
+    async def snapshot(self) -> dict[str, Any]:
+        return await self.session.snapshot()
+
+    async def restore(self, state: dict[str, Any]) -> str:
+        return await self.session.restore(state)
+
+    async def reset(self, seed: int) -> str:
+        return await self.session._admin("_toolzoo_reset", {"seed": seed})
+
+    def alive(self) -> bool:
+        try:
+            self.container.reload()
+            return self.container.status == "running"
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+
+        def remove() -> None:
+            import docker.errors
+
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                docker_client().containers.get(self.name).remove(force=True)
+
+        await asyncio.to_thread(remove)
+        if self._session is not None:
+            await self._session.close()
+        if self._entry is not None:
+            unrecord(self._entry)
+
+
+async def create_docker(spec: SandboxSpec) -> DockerSandbox:
+    ok, why = await asyncio.to_thread(docker_available)
+    if not ok:
+        raise RuntimeError(why)
+    image = spec.image or DEFAULT_IMAGE
+    if spec.options.get("ensure_image", True):
+        await asyncio.to_thread(ensure_image, image)
+    sb = DockerSandbox(spec, uuid.uuid4().hex[:12], image)
+    try:
+        await sb._start()
+    except BaseException:
+        await sb.close()
+        raise
+    return sb

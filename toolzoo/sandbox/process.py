@@ -1,0 +1,215 @@
+"""The process tier: the domain's tool server runs as a subprocess jailed by bubblewrap
+(no network, read-only system and Python, private /tmp, a per-sandbox workspace at
+/workspace, rlimits, its own process group, a time to live), talking MCP over stdio.
+
+``exec`` runs each command in a fresh jail of the same kind sharing the workspace, so
+nothing an agent starts outlives its command (the jail's pid namespace dies with it).
+Without bubblewrap the tier runs only when ``spec.allow_unisolated`` is set, and
+``isolation`` says so: it is never silently downgraded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from toolzoo.sandbox import limits as L
+from toolzoo.sandbox.base import ExecResult, SandboxSpec, deadline_for
+from toolzoo.sandbox.reaper import RegistryEntry, process_start_time, record, unrecord
+from toolzoo.tools.session import MCPSession, ToolSession, stdio_params
+
+
+class IsolationUnavailable(RuntimeError):
+    """bubblewrap is missing and the config does not allow running unisolated."""
+
+
+def workspace_root() -> Path:
+    return Path(os.environ.get("TOOLZOO_WORKSPACE_DIR") or tempfile.gettempdir())
+
+
+def _domain_arg(spec: SandboxSpec) -> tuple[str, list[str]]:
+    """A domain given as a file path must be visible inside the jail: bind its directory."""
+    p = Path(spec.domain)
+    if p.suffix in (".yaml", ".yml") and p.exists():
+        p = p.resolve()
+        return str(p), [str(p.parent)]
+    return spec.domain, []
+
+
+class ProcessSandbox:
+    def __init__(self, spec: SandboxSpec, sandbox_id: str, workspace: str, uid: int | None, isolation: str,
+                 extra_ro: list[str]):
+        self.spec = spec
+        self.sandbox_id = sandbox_id
+        self.deadline = deadline_for(spec)
+        self.workspace = workspace
+        self.uid = uid
+        self.isolation = isolation
+        self.tainted = False  # code ran or files changed: a pool must not reuse it
+        self.pid: int | None = None
+        self._extra_ro = extra_ro
+        self._session: MCPSession | None = None
+        self._entry: RegistryEntry | None = None
+        self._closed = False
+
+    # -- the jail -------------------------------------------------------------------------
+    @property
+    def isolated(self) -> bool:
+        return self.isolation.startswith("bubblewrap")
+
+    def _file_bytes(self) -> int:
+        return int(self.spec.options.get("file_bytes", L.FILE_BYTES_DEFAULT))
+
+    def _prefix(self, *, ttl_s: float | None, cpu_seconds: float | None) -> list[str]:
+        if self.isolated:
+            return L.bwrap_prefix(self.workspace, self.spec.limits, uid=self.uid, extra_ro=self._extra_ro,
+                                  file_bytes=self._file_bytes(), cpu_seconds=cpu_seconds, ttl_s=ttl_s)
+        # Unisolated (allowed by config): limits and time to live still apply.
+        pre = L.prlimit_args(self.spec.limits, file_bytes=self._file_bytes(), cpu_seconds=cpu_seconds)
+        if ttl_s is not None:
+            pre += ["timeout", "-s", "KILL", str(max(1, int(ttl_s + 0.999)))]
+        return pre
+
+    def _marker_env(self) -> dict[str, str]:
+        return {"TOOLZOO_SANDBOX": self.sandbox_id}
+
+    async def _start(self) -> None:
+        domain, _ = _domain_arg(self.spec)
+        server = [sys.executable, "-X", f"toolzoo_sandbox={self.sandbox_id}", "-m", "toolzoo.cli", "serve-mcp",
+                  domain, "--transport", "stdio", "--seed", str(self.spec.seed)]
+        argv = self._prefix(ttl_s=self.deadline - time.time(), cpu_seconds=None) + server
+        env = self._marker_env() | L.unisolated_env()
+        cwd = None if self.isolated else self.workspace
+        self._session = MCPSession(stdio_params(argv, env=env, cwd=cwd))
+        await self._session.open()
+        # The SDK spawns the server in a new session: its pid is the group id. Find it by our
+        # unique workspace path in its command line (the SDK does not expose the process).
+        me = os.getpid()
+        pids = L.pids_where(lambda i: i["ppid"] == me and self.workspace in i["cmdline"]) if self.isolated else \
+            L.pids_where(lambda i: i["ppid"] == me and self.sandbox_id in i["cmdline"])
+        self.pid = pids[0] if pids else None
+        self._entry = RegistryEntry(
+            tier="process", sandbox_id=self.sandbox_id, run_id=self.spec.run_id, episode_id=self.spec.episode_id,
+            labels=self.spec.labels(self.deadline), deadline=self.deadline, driver_pid=me,
+            driver_start=process_start_time(me), pgid=self.pid, uid=self.uid, workspace=self.workspace)
+        record(self._entry)
+
+    # -- the contract -----------------------------------------------------------------------
+    @property
+    def session(self) -> ToolSession:
+        assert self._session is not None, "sandbox not started"
+        return self._session
+
+    async def exec(self, command: list[str] | str, stdin: str | bytes | None = None,
+                   timeout: float | None = None) -> ExecResult:
+        result, _ = await self._exec_raw(command, stdin, timeout)
+        return result
+
+    async def _exec_raw(self, command: list[str] | str, stdin: str | bytes | None,
+                        timeout: float | None) -> tuple[ExecResult, bytes]:
+        self._check_open()
+        self.tainted = True
+        remaining = self.deadline - time.time()
+        t = min(timeout if timeout is not None else remaining, remaining)
+        if t <= 0:
+            return ExecResult(exit_code=None, timed_out=True, stderr="sandbox deadline passed"), b""
+        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+        # CPU seconds cap the command too (a busy loop dies by SIGXCPU even before the timeout).
+        full = self._prefix(ttl_s=None, cpu_seconds=t * self.spec.limits.cpu + 1) + argv
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        env = None if self.isolated else os.environ | self._marker_env() | L.unisolated_env()
+        return await L.run_capped(full, stdin=data, timeout=t, output_bytes=self.spec.limits.output_bytes,
+                                  env=env, cwd=None if self.isolated else self.workspace)
+
+    async def read_file(self, path: str) -> bytes:
+        self._check_open()
+        host = L.confine(self.workspace, path)
+        return await asyncio.to_thread(Path(host).read_bytes)
+
+    async def write_file(self, path: str, data: bytes) -> None:
+        self._check_open()
+        self.tainted = True
+        host = L.confine(self.workspace, path)
+        if len(data) > self._file_bytes():
+            raise OSError(f"file of {len(data)} bytes exceeds the sandbox's file size limit")
+
+        def write() -> None:
+            os.makedirs(os.path.dirname(host), exist_ok=True)
+            # O_NOFOLLOW: a symlink planted at the final component cannot redirect the write.
+            fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            if self.uid is not None:
+                os.chown(host, self.uid, self.uid)
+
+        await asyncio.to_thread(write)
+
+    async def snapshot(self) -> dict[str, Any]:
+        return await self.session.snapshot()
+
+    async def restore(self, state: dict[str, Any]) -> str:
+        return await self.session.restore(state)
+
+    async def reset(self, seed: int) -> str:
+        """Reseed the server's state (pools reuse sandboxes this way)."""
+        return await self.session._admin("_toolzoo_reset", {"seed": seed})
+
+    def alive(self) -> bool:
+        return self.pid is not None and L.proc_info(self.pid) is not None and L.proc_info(self.pid)["state"] != "Z"
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Kill first so the SDK's graceful shutdown (stdin close, 2 s grace) returns at once.
+        if self.pid is not None:
+            L.kill_group(self.pid)
+        if self.uid is not None:
+            L.kill_uid(self.uid)
+        if self._session is not None:
+            await self._session.close()
+        shutil.rmtree(self.workspace, ignore_errors=True)
+        if self._entry is not None:
+            unrecord(self._entry)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("sandbox is closed")
+
+
+def isolation_for(spec: SandboxSpec) -> tuple[str, int | None]:
+    if L.bwrap_path() is not None and not spec.options.get("no_bwrap"):
+        if L.running_as_root():
+            return "bubblewrap (own uid)", L.sandbox_uid()
+        return "bubblewrap", None
+    if spec.allow_unisolated:
+        return "none (allowed by config)", None
+    raise IsolationUnavailable(
+        "the process tier needs bubblewrap (`apt-get install bubblewrap`); set sandbox.allow_unisolated: true "
+        "to run tool servers without isolation")
+
+
+async def create_process(spec: SandboxSpec) -> ProcessSandbox:
+    isolation, uid = isolation_for(spec)
+    sandbox_id = uuid.uuid4().hex[:12]
+    root = workspace_root()
+    root.mkdir(parents=True, exist_ok=True)
+    workspace = tempfile.mkdtemp(prefix=f"toolzoo-sbx-{sandbox_id}-", dir=root)
+    if uid is not None:
+        os.chown(workspace, uid, uid)
+    _, extra_ro = _domain_arg(spec)
+    sb = ProcessSandbox(spec, sandbox_id, workspace, uid, isolation, extra_ro)
+    try:
+        await sb._start()
+    except BaseException:
+        await sb.close()
+        raise
+    return sb

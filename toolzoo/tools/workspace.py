@@ -1,0 +1,212 @@
+"""The code-workspace domain's tools: run code, read and write files, in one workspace folder.
+
+The tool server runs *inside* the sandbox (process, docker or kubernetes tier), so these
+functions simply use the filesystem and subprocesses -- confined to the workspace folder
+(``$TOOLZOO_WORKSPACE``; else the cwd when the server runs in a sandbox, which the tiers mark
+with ``$TOOLZOO_SANDBOX``), with timeouts and output caps. Outside any sandbox (the task
+generator replaying reference solutions, the inline tier) every State gets a private scratch
+folder, never the caller's cwd.
+
+Domain state vs. disk: the ``modules`` collection records the *parameters* of each seeded
+module (function name, coefficients, bug kind) and the last test verdict. The files are
+materialised from those parameters on the first call (and again when the parameters change,
+e.g. after ``_toolzoo_reset``). Writes are deliberately not hashed into the state: any fix
+that makes the tests pass is right, so the judged state is the test verdict (``status``),
+which only ``run_tests`` sets -- and it always runs the canonical test text, so editing the
+test file does not help.
+
+Results are deterministic: the workspace path is replaced by ``.`` in all output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import weakref
+from pathlib import Path
+from typing import Any
+
+from toolzoo.tools.runtime import ToolError
+from toolzoo.tools.state import State
+
+ENV_WORKSPACE = "TOOLZOO_WORKSPACE"
+ENV_SANDBOX = "TOOLZOO_SANDBOX"  # set by the process tier in its jailed servers
+DEFAULT_TIMEOUT_S = 10.0
+MAX_TIMEOUT_S = 60.0
+OUTPUT_CAP = 16_000  # characters per stream returned to the agent
+READ_CAP = 200_000
+_MARKER = ".toolzoo_seeded"
+
+_scratch: weakref.WeakKeyDictionary[State, tempfile.TemporaryDirectory] = weakref.WeakKeyDictionary()
+
+
+# -- the workspace --------------------------------------------------------------------------------
+
+def workspace_dir(state: State) -> Path:
+    env = os.environ.get(ENV_WORKSPACE) or (os.getcwd() if os.environ.get(ENV_SANDBOX) else None)
+    if env:
+        root = Path(env)
+        root.mkdir(parents=True, exist_ok=True)
+        return root.resolve()
+    tmp = _scratch.get(state)
+    if tmp is None:  # the finaliser removes the folder when the State is garbage collected
+        tmp = _scratch[state] = tempfile.TemporaryDirectory(prefix="toolzoo-ws-")
+    return Path(tmp.name).resolve()
+
+
+def confine(root: Path, path: str) -> Path:
+    """``path`` (relative to the workspace, or absolute inside it) resolved, or a ToolError."""
+    if not isinstance(path, str) or "\x00" in path:
+        raise ToolError("path must be text")
+    target = (root / path).resolve()  # resolves symlinks: a link out of the workspace is refused
+    if target != root and root not in target.parents:
+        raise ToolError(f"path {path!r} is outside the workspace")
+    return target
+
+
+# -- seeded modules -------------------------------------------------------------------------------
+
+def module_source(rec: dict[str, Any]) -> str:
+    a, b, fn, bug = rec["a"], rec["b"], rec["fn"], rec["bug"]
+    body = {
+        "none": f"{a} * x + {b}",
+        "sign": f"{a} * x - {b}",
+        "off_by_one": f"{a} * x + {b} + 1",
+        "swap": f"{b} * x + {a}",
+    }[bug]
+    return f'"""{fn}: a small linear rule."""\n\n\ndef {fn}(x):\n    return {body}\n'
+
+
+def test_source(rec: dict[str, Any]) -> str:
+    mod = Path(rec["path"]).stem
+    checks = "\n".join(
+        f"    assert {rec['fn']}({x}) == {rec['a'] * x + rec['b']}, f\"{rec['fn']}({x}) = {{{rec['fn']}({x})}}\""
+        for x in (0, 1, 2, 7))
+    return (f"import sys\nsys.path.insert(0, '.')\nfrom {mod} import {rec['fn']}\n\n\ndef test():\n{checks}\n\n\n"
+            f"if __name__ == '__main__':\n    test()\n    print('passed')\n")
+
+
+def test_path(rec: dict[str, Any]) -> str:
+    return f"tests/test_{Path(rec['path']).stem}.py"
+
+
+def _seed_params(state: State) -> str:
+    mods = state.data.get("modules", {})
+    params = {k: {f: v for f, v in r.items() if f != "status"} for k, r in mods.items()}
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def materialise(state: State, root: Path) -> None:
+    """Write the seeded modules and tests once per seed (tracked by a marker file)."""
+    marker = root / _MARKER
+    digest = _seed_params(state)
+    if marker.exists() and marker.read_text() == digest:
+        return
+    (root / "tests").mkdir(exist_ok=True)
+    for rec in state.data.get("modules", {}).values():
+        (root / rec["path"]).write_text(module_source(rec))
+        (root / test_path(rec)).write_text(test_source(rec))
+    marker.write_text(digest)
+
+
+def _prepare(state: State) -> Path:
+    root = workspace_dir(state)
+    materialise(state, root)
+    return root
+
+
+# -- running code ---------------------------------------------------------------------------------
+
+def _clean(text: str, root: Path) -> tuple[str, bool]:
+    text = text.replace(str(root) + os.sep, "").replace(str(root), ".")
+    if len(text) > OUTPUT_CAP:
+        return text[:OUTPUT_CAP], True
+    return text, False
+
+
+def _timeout(args: dict[str, Any]) -> float:
+    t = args.get("timeout_s", DEFAULT_TIMEOUT_S)
+    return max(0.1, min(float(t), MAX_TIMEOUT_S))
+
+
+def _run(argv: list[str], root: Path, timeout: float, stdin: str | None = None) -> dict[str, Any]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root), "PYTHONHASHSEED": "0",
+           "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
+    try:
+        proc = subprocess.run(argv, cwd=root, input=stdin, capture_output=True, text=True, timeout=timeout,
+                              env=env, start_new_session=True, errors="replace")
+        out, t1 = _clean(proc.stdout, root)
+        err, t2 = _clean(proc.stderr, root)
+        return {"stdout": out, "stderr": err, "exit_code": proc.returncode, "timed_out": False, "truncated": t1 or t2}
+    except subprocess.TimeoutExpired as exc:
+        # start_new_session + run's kill() ends the child; its output so far is kept.
+        def text(b: Any) -> str:
+            return b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
+        out, t1 = _clean(text(exc.stdout), root)
+        err, t2 = _clean(text(exc.stderr), root)
+        return {"stdout": out, "stderr": err, "exit_code": None, "timed_out": True, "truncated": t1 or t2}
+
+
+# -- the tools (impl: python:toolzoo.tools.workspace:<fn>) ----------------------------------------
+
+def run_python(args: dict[str, Any], state: State) -> dict[str, Any]:
+    root = _prepare(state)
+    return _run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, '.')\n" + args["code"]],
+                root, _timeout(args), args.get("stdin"))
+
+
+def run_shell(args: dict[str, Any], state: State) -> dict[str, Any]:
+    root = _prepare(state)
+    return _run(["/bin/sh", "-c", args["command"]], root, _timeout(args), args.get("stdin"))
+
+
+def read_file(args: dict[str, Any], state: State) -> dict[str, Any]:
+    root = _prepare(state)
+    path = confine(root, args["path"])
+    if not path.is_file():
+        raise ToolError(f"no file {args['path']!r}")
+    data = path.read_bytes()[:READ_CAP]
+    return {"path": args["path"], "content": data.decode(errors="replace"), "truncated": path.stat().st_size > READ_CAP}
+
+
+def write_file(args: dict[str, Any], state: State) -> dict[str, Any]:
+    root = _prepare(state)
+    path = confine(root, args["path"])
+    if path == root or path.name == _MARKER:
+        raise ToolError(f"cannot write {args['path']!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = args["content"].encode()
+    path.write_bytes(data)
+    return {"path": args["path"], "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()[:16]}
+
+
+def list_dir(args: dict[str, Any], state: State) -> dict[str, Any]:
+    root = _prepare(state)
+    path = confine(root, args.get("path") or ".")
+    if not path.is_dir():
+        raise ToolError(f"no directory {args.get('path')!r}")
+    entries = []
+    for child in sorted(path.iterdir()):
+        if child.name == _MARKER or child.name == "__pycache__":
+            continue
+        entries.append(child.name + ("/" if child.is_dir() else ""))
+    return {"path": args.get("path") or ".", "entries": entries}
+
+
+def run_tests(args: dict[str, Any], state: State) -> dict[str, Any]:
+    """Run a module's canonical tests (rewritten before each run) and record the verdict."""
+    root = _prepare(state)
+    rec = state.data["modules"].get(args["module"])
+    if rec is None:
+        raise ToolError(f"no module {args['module']!r} (modules: {', '.join(sorted(state.data['modules']))})")
+    tpath = root / test_path(rec)
+    tpath.parent.mkdir(exist_ok=True)
+    tpath.write_text(test_source(rec))
+    result = _run([sys.executable, "-I", test_path(rec)], root, _timeout(args))
+    status = "passing" if result["exit_code"] == 0 else "failing"
+    state.set_field("modules", args["module"], "status", status)
+    return {"module": args["module"], "status": status, "output": (result["stdout"] + result["stderr"])[-2000:]}
