@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from toolzoo.config import load_yaml_model
 from toolzoo.envs.episode import Limits
@@ -47,7 +47,8 @@ class SandboxConfig(_Strict):
 
 class RunConfig(_Strict):
     run: str
-    domains: list[str] = Field(min_length=1)
+    domains: list[str] = Field(default_factory=list)
+    task_suite: str | None = Field(None, description="a hand-written task suite YAML instead of generated tasks")
     lengths: list[int] = Field(default_factory=lambda: [1, 2, 4, 8])
     tasks_per_length: int = Field(10, ge=1)
     trials: int = Field(1, ge=1)
@@ -66,6 +67,12 @@ class RunConfig(_Strict):
     output: str = "runs/run"
     report: bool = True
 
+    @model_validator(mode="after")
+    def _tasks_from_somewhere(self) -> RunConfig:
+        if not self.domains and not self.task_suite:
+            raise ValueError("give `domains` (generated tasks) or `task_suite` (a task suite YAML)")
+        return self
+
     @field_validator("lengths")
     @classmethod
     def _positive(cls, v: list[int]) -> list[int]:
@@ -80,4 +87,6 @@ def load_run_config(path: str | Path) -> RunConfig:
     # Domain paths are relative to the config file; built-in names stay names.
     config.domains = [str((base / d).resolve()) if d.endswith((".yaml", ".yml")) and not Path(d).is_absolute()
                       else d for d in config.domains]
+    if config.task_suite and not Path(config.task_suite).is_absolute():
+        config.task_suite = str((base / config.task_suite).resolve())
     return config

@@ -33,13 +33,16 @@ class Job:
     length: int
     task_seed: int
     trial: int
+    suite_index: int | None = None  # a hand-written task from the run's task suite
 
     @property
-    def task_key(self) -> tuple[str, int, int]:
-        return (self.domain, self.task_seed, self.length)
+    def task_key(self) -> tuple[str, int, int, int | None]:
+        return (self.domain, self.task_seed, self.length, self.suite_index)
 
 
-def plan_jobs(config: RunConfig) -> list[Job]:
+def plan_jobs(config: RunConfig, suite: list[Task] | None = None) -> list[Job]:
+    if suite is not None:
+        return [Job(t.domain, t.length, t.seed, trial, i) for i, t in enumerate(suite) for trial in range(config.trials)]
     return [Job(d, L, config.seed + k, t) for d in config.domains for L in config.lengths
             for k in range(config.tasks_per_length) for t in range(config.trials)]
 
@@ -54,9 +57,16 @@ class TaskCache:
     def __init__(self, config: RunConfig):
         self.config = config
         self._gens: dict[str, TaskGenerator] = {}
-        self._tasks: dict[tuple[str, int, int], Task] = {}
+        self._tasks: dict[tuple, Task] = {}
+        self.suite: list[Task] | None = None
+        if config.task_suite:
+            from toolzoo.envs.task_suite import load_task_suite
+
+            self.suite = load_task_suite(config.task_suite)
 
     def get(self, job: Job) -> Task:
+        if job.suite_index is not None:
+            return self.suite[job.suite_index]
         task = self._tasks.get(job.task_key)
         if task is None:
             gen = self._gens.get(job.domain)
@@ -104,10 +114,12 @@ class Runner:
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.yaml").write_text(yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False))
         done = self.store.repair()
-        return [j for j in plan_jobs(self.config) if self._episode_id(j) not in done]
+        return [j for j in plan_jobs(self.config, self.tasks.suite) if self._episode_id(j) not in done]
 
     def _episode_id(self, job: Job) -> str:
         """The id the episode will have, known without generating its task."""
+        if job.suite_index is not None:
+            return f"{self.tasks.suite[job.suite_index].id}-t{job.trial}"
         tid = task_id(get_domain(job.domain).name, job.task_seed, job.length, self.config.generator.chain)
         return f"{tid}-t{job.trial}"
 
@@ -149,7 +161,7 @@ class Runner:
     async def run(self, progress: bool = True) -> dict[str, Any]:
         jobs = self.prepare()
         agents, users = AgentFactory(self.config.agent), UserFactory(self.config.user)
-        total = len(plan_jobs(self.config))
+        total = len(plan_jobs(self.config, self.tasks.suite))
         stats = {"done": total - len(jobs), "ok": 0, "judged": 0, "infra": 0}
         sem = asyncio.Semaphore(self.config.concurrency)
         bar = _Progress(total, stats["done"], enabled=progress)

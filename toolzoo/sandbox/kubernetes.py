@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterator, Protocol
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from toolzoo.sandbox.base import (LABEL_DEADLINE, LABEL_EPISODE, LABEL_PART_OF, LABEL_RUN, ExecResult, SandboxSpec,
+from toolzoo.sandbox.base import (LABEL_DEADLINE, LABEL_PART_OF, LABEL_RUN, ExecResult, SandboxSpec,
                                   deadline_for)
 from toolzoo.tools.session import MCPSession, SessionClosed, ToolSession
 

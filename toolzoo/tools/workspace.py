@@ -155,7 +155,7 @@ def _run(argv: list[str], root: Path, timeout: float, stdin: str | None = None) 
 
 def run_python(args: dict[str, Any], state: State) -> dict[str, Any]:
     root = _prepare(state)
-    return _run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, '.')\n" + args["code"]],
+    return _run([sys.executable, "-I", "-B", "-c", "import sys; sys.path.insert(0, '.')\n" + args["code"]],
                 root, _timeout(args), args.get("stdin"))
 
 
@@ -206,7 +206,7 @@ def run_tests(args: dict[str, Any], state: State) -> dict[str, Any]:
     tpath = root / test_path(rec)
     tpath.parent.mkdir(exist_ok=True)
     tpath.write_text(test_source(rec))
-    result = _run([sys.executable, "-I", test_path(rec)], root, _timeout(args))
+    result = _run([sys.executable, "-I", "-B", test_path(rec)], root, _timeout(args))
     status = "passing" if result["exit_code"] == 0 else "failing"
     state.set_field("modules", args["module"], "status", status)
     return {"module": args["module"], "status": status, "output": (result["stdout"] + result["stderr"])[-2000:]}

@@ -3,12 +3,12 @@
 Every config that takes an endpoint (agent, user simulator, judge) can then run on a local
 model where vLLM is absent. Tools in the request render through the checkpoint's chat
 template; Hermes ``<tool_call>`` blocks in the completion come back as ``tool_calls`` with
-``finish_reason: "tool_calls"``. Requests are served one at a time (one model, CPU threads).
+``finish_reason: "tool_calls"``. Concurrent requests are decoded as one batch (HFAgent's
+batcher), so a run with many concurrent episodes against this server is not serialised.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from pathlib import Path
@@ -63,8 +63,6 @@ def build_app(agent: HFAgent, model_name: str):
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    lock = asyncio.Lock()
-
     async def models(_: Request) -> JSONResponse:
         return JSONResponse({"object": "list", "data": [
             {"id": model_name, "object": "model", "created": 0, "owned_by": "toolzoo"}]})
@@ -82,11 +80,11 @@ def build_app(agent: HFAgent, model_name: str):
         temperature = 1.0 if req.temperature is None else req.temperature
         gen = torch.Generator().manual_seed(req.seed) if req.seed is not None else None
         max_new = req.max_completion_tokens or req.max_tokens or agent.max_new_tokens
-        async with lock:
-            msg = await asyncio.to_thread(
-                agent.respond, messages, tools, max_new_tokens=max_new,
-                temperature=max(temperature, 1e-5), greedy=temperature == 0.0, generator=gen,
-            )
+        # concurrent requests are decoded together by the agent's batcher
+        msg = await agent.agenerate(
+            messages, tools, max_new_tokens=max_new,
+            temperature=max(temperature, 1e-5), greedy=temperature == 0.0, generator=gen,
+        )
         tokens = msg.tokens
         finished = bool(tokens.completion_ids) and tokens.completion_ids[-1] in agent.eos_ids
         finish = "tool_calls" if msg.tool_calls else ("stop" if finished else "length")

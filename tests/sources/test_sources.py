@@ -1,0 +1,102 @@
+"""Third-party MCP servers (official reference servers from PyPI) as tool sources, and MCP import."""
+
+import subprocess
+import sys
+from datetime import datetime
+
+import pytest
+import yaml
+
+from toolzoo.sandbox.base import SandboxSpec, SandboxUnsupported
+from toolzoo.sandbox.source import create_source, plan_command
+from toolzoo.tools.loader import load_domain
+from toolzoo.tools.mcp_import import import_mcp, import_mcp_command
+from toolzoo.tools.spec import SourceSpec
+
+pytestmark = pytest.mark.anyio
+TIME = [sys.executable, "-m", "mcp_server_time", "--local-timezone", "UTC"]
+
+
+@pytest.fixture
+def git_repo(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
+    run("init", "-q", "-b", "main")
+    run("config", "user.email", "t@example.com")
+    run("config", "user.name", "Tester")
+    (repo / "a.txt").write_text("one\n")
+    run("add", "a.txt")
+    run("commit", "-q", "-m", "first commit")
+    (repo / "b.txt").write_text("untracked\n")
+    return repo
+
+
+async def test_time_server_as_source():
+    sb = await create_source(SandboxSpec(domain="unused"), SourceSpec(command=TIME))
+    try:
+        assert sb.isolation.startswith("none")
+        names = {t.name for t in await sb.session.list_tools()}
+        assert {"get_current_time", "convert_time"} <= names
+        r = await sb.session.call_tool("get_current_time", {"timezone": "Asia/Tokyo"})
+        assert not r.is_error and "Asia/Tokyo" in r.content and "+09:00" in r.content
+        year = datetime.now().year
+        assert str(year) in r.content or str(year + 1) in r.content
+        bad = await sb.session.call_tool("get_current_time", {"timezone": "Not/AZone"})
+        assert bad.is_error
+        with pytest.raises(SandboxUnsupported):
+            await sb.snapshot()
+        with pytest.raises(SandboxUnsupported):
+            await sb.exec(["true"])
+    finally:
+        await sb.close()
+
+
+async def test_git_server_as_source(git_repo):
+    src = SourceSpec(command=[sys.executable, "-m", "mcp_server_git", "--repository", str(git_repo)])
+    sb = await create_source(SandboxSpec(domain="unused"), src)
+    try:
+        names = {t.name for t in await sb.session.list_tools()}
+        assert {"git_status", "git_log"} <= names
+        status = await sb.session.call_tool("git_status", {"repo_path": str(git_repo)})
+        assert not status.is_error and "b.txt" in status.content
+        log = await sb.session.call_tool("git_log", {"repo_path": str(git_repo)})
+        assert not log.is_error and "first commit" in log.content
+    finally:
+        await sb.close()
+
+
+def test_isolation_is_never_silently_downgraded():
+    src = SourceSpec(command=TIME)
+    assert plan_command(SandboxSpec(domain="x"), src)[2] == "none (plain subprocess)"
+    with pytest.raises(SandboxUnsupported):
+        plan_command(SandboxSpec(domain="x", backend="docker"), src)
+
+
+async def test_import_passthrough_then_serve_through_the_source(tmp_path):
+    out = await import_mcp(TIME, None, tmp_path / "time.yaml", "passthrough")
+    domain = load_domain(out)
+    assert domain.spec.source.command == TIME
+    tool = domain.spec.tool("get_current_time")
+    assert "timezone" in tool.parameters["properties"] and tool.description
+    sb = await create_source(SandboxSpec(domain=str(out)))  # the source is read from the domain file
+    try:
+        r = await sb.session.call_tool("get_current_time", {"timezone": "UTC"})
+        assert not r.is_error and "UTC" in r.content
+    finally:
+        await sb.close()
+
+
+def test_import_simulate_command(tmp_path, capsys):
+    out = tmp_path / "sim.yaml"
+    assert import_mcp_command(TIME, None, out, simulate=True) == 0
+    assert "2 tools" in capsys.readouterr().out
+    domain = load_domain(out)
+    assert domain.spec.source is None and all(t.simulate == "llm" for t in domain.spec.tools)
+    assert {t.name for t in domain.spec.tools} == {"get_current_time", "convert_time"}
+
+
+def test_import_command_errors(tmp_path, capsys):
+    assert import_mcp_command(None, None, tmp_path / "x.yaml") == 2
+    assert import_mcp_command([sys.executable, "-c", "raise SystemExit(3)"], None, tmp_path / "y.yaml") == 1
+    assert not (tmp_path / "y.yaml").exists()

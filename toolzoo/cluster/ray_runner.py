@@ -1,0 +1,155 @@
+"""``toolzoo run --ray [ADDRESS]``: the run driver with episodes on Ray rollout workers.
+
+Same contract as :class:`toolzoo.envs.runner.Runner`: the same jobs and deterministic
+episode ids, the same store (the driver is its only writer, appending each episode as it
+arrives), ``--resume``/``--overwrite``, the same summary dict and summary.json (plus a
+``ray`` block). Workers that die mid-run have their unfinished episodes re-run on the others
+while a replacement starts; an episode id already stored is never stored again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from toolzoo.cluster.actors import (
+    Done,
+    ResilientPool,
+    judge_pool,
+    judges_available,
+    judges_needed,
+    rollout_pool,
+    wait_any,
+)
+from toolzoo.cluster.ray_setup import init_ray
+from toolzoo.core import Outcome, Task, Trajectory
+from toolzoo.envs.run_config import RunConfig
+from toolzoo.envs.runner import Job, Runner, _merge_json, _Progress, plan_jobs, summarize
+from toolzoo.envs.taskgen import TaskGenerationError
+
+
+class RayRunner:
+    """One run on Ray. ``pool`` (and ``judges``) are live during :meth:`run`, so a caller's
+    ``on_episode`` can inspect or kill workers."""
+
+    def __init__(self, config: RunConfig, *, address: str | None = None, resume: bool = False,
+                 overwrite: bool = False, num_workers: int | None = None, worker_cpus: float = 1.0,
+                 judge_workers: int = 1, on_episode: Callable[[Trajectory], None] | None = None,
+                 run_id: str | None = None, num_cpus: int | None = None, object_store_mb: int | None = None):
+        self.config = config
+        self.address = address
+        self.num_workers = num_workers
+        self.worker_cpus = worker_cpus
+        self.judge_workers = judge_workers
+        self.on_episode = on_episode
+        self.ray_kwargs = {"num_cpus": num_cpus, "object_store_mb": object_store_mb}
+        # The plain Runner owns what both drivers share: output folder, store, resume, episode ids.
+        self.local = Runner(config, resume=resume, overwrite=overwrite, run_id=run_id)
+        self.pool: ResilientPool | None = None
+        self.judges: ResilientPool | None = None
+        self.duplicates = 0
+        self._judging: dict[str, str] = {}  # episode id -> trajectory JSON waiting for its judges
+
+    def run(self, progress: bool = True) -> dict[str, Any]:
+        info = init_ray(self.address, **self.ray_kwargs)
+        jobs = self.local.prepare()
+        store = self.local.store
+        stored = store.repair()  # ids already on disk: the dedupe set
+        total = len(plan_jobs(self.config))
+        stats = {"done": len(stored), "ok": 0, "judged": 0, "infra": 0}
+        want_judges = judges_needed(self.config) and judges_available()
+        size = self.num_workers or max(1, int(info.cpus // max(self.worker_cpus, 1e-9)) or 1)
+        size = max(1, min(size, len(jobs) or 1))
+        started = time.perf_counter()
+
+        def keep(traj: Trajectory) -> None:
+            if traj.episode_id in stored:
+                self.duplicates += 1
+                return
+            store.append(traj)
+            stored.add(traj.episode_id)
+            if self.on_episode:
+                self.on_episode(traj)
+            stats["done"] += 1
+            failure = traj.outcome.failure if traj.outcome else "infra"
+            if failure in ("infra", "user_sim", "judge"):
+                stats["infra"] += failure == "infra"
+            else:
+                stats["judged"] += 1
+                stats["ok"] += int(bool(traj.outcome and traj.outcome.success))
+            bar.update(stats)
+
+        bar = _Progress(total, stats["done"], enabled=progress)
+        try:
+            with bar:
+                if jobs:
+                    self.pool = rollout_pool(self.config, self.local.run_id, size=size, worker_cpus=self.worker_cpus)
+                    if want_judges:
+                        self.judges = judge_pool(self.config, str(self.local.out), size=self.judge_workers)
+                    for job in jobs:
+                        self.pool.submit(job, job)
+                    self._drive(keep)
+        finally:
+            store.close()
+            for pool in (self.pool, self.judges):
+                if pool is not None:
+                    pool.shutdown()
+        summary = summarize(list(store))
+        summary["seconds"] = round(time.perf_counter() - started, 3)
+        summary["run"] = self.config.run
+        summary["ray"] = {"address": info.address, "workers": size,
+                          "worker_restarts": self.pool.restarts if self.pool else 0,
+                          "redispatched": self.pool.redispatched if self.pool else 0,
+                          "duplicates_dropped": self.duplicates,
+                          "judge_workers": self.judge_workers if self.judges else 0}
+        _merge_json(self.local.out / "summary.json", summary)
+        return summary
+
+    def _drive(self, keep: Callable[[Trajectory], None]) -> None:
+        pool, judges = self.pool, self.judges
+        assert pool is not None
+        while pool.pending() or (judges is not None and judges.pending()):
+            pool.fill()
+            if judges is not None:
+                judges.fill()
+            ready = wait_any(pool.refs() + (judges.refs() if judges else []))
+            for done in pool.collect(ready):
+                traj = self._trajectory(done)
+                if judges is not None and done.error is None:
+                    self._judging[traj.episode_id] = done.value
+                    judges.submit(traj.episode_id, done.value)
+                else:
+                    keep(traj)
+            if judges is not None:
+                for done in judges.collect(ready):
+                    unjudged = self._judging.pop(done.key)  # type: ignore[arg-type]
+                    keep(Trajectory.model_validate_json(done.value) if done.error is None
+                         else _judge_failure(unjudged, done.error))
+
+    def _trajectory(self, done: Done) -> Trajectory:
+        if done.error is None:
+            return Trajectory.model_validate_json(done.value)
+        job: Job = done.key  # type: ignore[assignment]
+        eid = self.local._episode_id(job)
+        try:
+            task = self.local.tasks.get(job)
+        except TaskGenerationError:
+            task = Task(id=eid.rsplit("-t", 1)[0], domain=job.domain, seed=job.task_seed, length=job.length, subtasks=[])
+        return Trajectory(episode_id=eid, task=task, trial=job.trial,
+                          outcome=Outcome(success=False, failure="infra", reason=f"ray: {done.error}"))
+
+
+
+def _judge_failure(traj_json: str, error: str) -> Trajectory:
+    traj = Trajectory.model_validate_json(traj_json)
+    traj.outcome = Outcome(success=False, failure="judge", reason=f"ray judge worker: {error}")
+    return traj
+
+
+def run_on_ray(config: RunConfig, *, address: str | None = None, resume: bool = False, overwrite: bool = False,
+               num_workers: int | None = None, progress: bool = True, **kwargs: Any) -> dict[str, Any]:
+    """Run ``config`` on Ray (a local cluster capped for small machines when ``address`` is None)
+    and return the same summary dict as ``Runner.run`` (plus ``summary["ray"]``). Raises
+    FileExistsError like the Runner when the output exists without resume/overwrite."""
+    return RayRunner(config, address=address, resume=resume, overwrite=overwrite, num_workers=num_workers,
+                     **kwargs).run(progress=progress)

@@ -1,0 +1,147 @@
+"""The Train format (``toolzoo train CONFIG.yaml``): pydantic models, loaded with line-numbered
+errors through :func:`toolzoo.config.load_yaml_model`. ``toolzoo schema train`` prints its
+JSON Schema. ``algorithm`` is a Literal backed by the loop's dispatch table
+(``toolzoo.trainer.loop.ALGORITHMS``): a new algorithm adds its name here and its phase there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from toolzoo.config import load_yaml_model
+from toolzoo.envs.taskgen import GeneratorOptions
+from toolzoo.trainer.losses import LossType
+from toolzoo.trainer.tiny import TinySpec
+
+Algorithm = Literal["sft", "grpo"]  # extend with the dispatch table in loop.py
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Strict):
+    """Exactly one of ``path`` (a local Hugging Face checkpoint) or ``tiny`` (build one from
+    scratch: tokenizer trained on the domains' texts and the SFT conversations)."""
+
+    path: str | None = None
+    tiny: TinySpec | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ModelConfig:
+        if (self.path is None) == (self.tiny is None):
+            raise ValueError("give exactly one of `path` or `tiny`")
+        return self
+
+
+class SFTSource(_Strict):
+    """Where SFT conversations come from. ``source``: ``oracle`` (episodes of the oracle agent
+    with the scripted user on the configured domains and lengths), a ``.jsonl`` file in the
+    SFT export format (``{"messages": [...], "tools": [...]}`` per line), or a run folder whose
+    ``trajectories.jsonl`` is filtered by ``min_score`` (the outcome reward)."""
+
+    source: str = "oracle"
+    min_score: float = 1.0
+    episodes: int = Field(200, ge=1, description="oracle: episodes to generate (spread over lengths)")
+    steps: int = Field(0, ge=0, description="with algorithm grpo: SFT steps before GRPO (0: none)")
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(3e-3, gt=0)
+    warmup_steps: int = Field(10, ge=0)
+
+
+class RolloutConfig(_Strict):
+    backend: Literal["hf", "vllm"] = "hf"
+    temperature: float = Field(1.0, gt=0)
+    max_new_tokens: int = Field(64, ge=1, description="per assistant turn")
+    gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="vllm only")
+
+
+class OverlongConfig(_Strict):
+    """DAPO's soft overlong penalty on an episode's sampled tokens: 0 up to max_len - cache,
+    linear to -1 at max_len (``max_completion_length``), -1 beyond; added to the reward."""
+
+    enabled: bool = False
+    cache: int = Field(16, ge=1)
+
+
+class EvalConfig(_Strict):
+    every: int = Field(0, ge=0, description="evaluate every k steps (0: only at the end)")
+    lengths: list[int] = Field(default_factory=lambda: [1, 2])
+    tasks_per_length: int = Field(20, ge=1)
+    seed: int = Field(1_000_000, description="task seeds of the held-out evaluation tasks start here")
+    at_start: bool = False
+
+    @field_validator("lengths")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if not v or any(x < 1 for x in v):
+            raise ValueError("lengths must be positive integers")
+        return sorted(set(v))
+
+
+class TrainConfig(_Strict):
+    train: str
+    algorithm: Algorithm = "grpo"
+    model: ModelConfig
+    domains: list[str] = Field(min_length=1)
+    lengths: list[int] = Field(default_factory=lambda: [1, 2])
+    generator: GeneratorOptions = Field(default_factory=GeneratorOptions)
+    user_mode: Literal["per_turn", "all_at_once"] = "per_turn"
+    max_turns: int = Field(8, ge=1, description="assistant messages per training episode")
+    seed: int = 0
+
+    steps: int = Field(100, ge=0, description="steps of `algorithm` (SFT steps when algorithm is sft)")
+    learning_rate: float = Field(1e-4, gt=0)
+    batch: int = Field(4, ge=1, description="grpo: tasks per step")
+    group_size: int = Field(4, ge=1, description="grpo: episodes per task")
+    loss_type: LossType = "grpo"
+    eps_low: float = Field(0.2, ge=0)
+    eps_high: float | None = Field(None, ge=0, description="DAPO clip-higher: 0.28")
+    beta: float = Field(0.0, ge=0, description="KL weight to the starting policy (k3)")
+    max_completion_length: int | None = Field(None, ge=1, description="dr_grpo normaliser; overlong max_len")
+    dynamic_sampling: bool = False
+    overlong: OverlongConfig = Field(default_factory=OverlongConfig)
+    max_grad_norm: float | None = 1.0
+
+    sft: SFTSource = Field(default_factory=SFTSource)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    checkpoint_every: int = Field(0, ge=0, description="0: only the initial and final checkpoints")
+    output: str = "runs/train"
+    tensorboard: bool = Field(False, description="also log to TensorBoard when it is importable")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads")
+
+    @field_validator("lengths")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if not v or any(x < 1 for x in v):
+            raise ValueError("lengths must be positive integers")
+        return sorted(set(v))
+
+    @model_validator(mode="after")
+    def _knobs(self) -> TrainConfig:
+        if self.overlong.enabled and self.max_completion_length is None:
+            raise ValueError("overlong.enabled needs max_completion_length")
+        if self.overlong.enabled and self.overlong.cache >= self.max_completion_length:
+            raise ValueError("overlong.cache must be smaller than max_completion_length")
+        return self
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    """Load and validate; relative paths (model, domain YAMLs, SFT source, output) are relative
+    to the config file."""
+    config, _ = load_yaml_model(TrainConfig, path)
+    base = Path(path).parent
+
+    def rel(p: str) -> str:
+        return p if Path(p).is_absolute() else str((base / p).resolve())
+
+    config.domains = [rel(d) if d.endswith((".yaml", ".yml")) else d for d in config.domains]
+    if config.model.path and (base / config.model.path).exists():
+        config.model.path = rel(config.model.path)
+    if config.sft.source != "oracle":
+        config.sft.source = rel(config.sft.source)
+    return config

@@ -1,0 +1,109 @@
+"""Episodes for training: tasks, inline sandboxes, the scripted user, any agent.
+
+The same ``run_episode`` as ``toolzoo run`` (same judge, same tool errors), without the run
+driver's store: the trainer wants trajectories in memory, many per step. One agent object
+may serve every episode (the HF policy batches their turns) or ``make_agent`` builds one per
+episode (the oracle keeps per-task state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from toolzoo.core import Outcome, Task, ToolSpecView, Trajectory
+from toolzoo.envs.episode import Limits, run_episode
+from toolzoo.envs.scripted_user import ScriptedUser
+from toolzoo.envs.taskgen import GeneratorOptions, TaskGenerationError, TaskGenerator
+from toolzoo.sandbox.base import SandboxSpec, create_sandbox
+from toolzoo.tools.runtime import DomainRuntime
+from toolzoo.tools.state import seed_state
+from toolzoo.tools.zoo import get_domain
+
+
+class Tasks:
+    """Tasks by (domain, seed, length), generated once. Seeds that cannot make a task of a
+    length are skipped by ``draw``."""
+
+    def __init__(self, options: GeneratorOptions | None = None):
+        self.options = options or GeneratorOptions()
+        self._gens: dict[str, TaskGenerator] = {}
+        self._cache: dict[tuple[str, int, int], Task | None] = {}
+
+    def get(self, domain: str, seed: int, length: int) -> Task | None:
+        key = (domain, seed, length)
+        if key not in self._cache:
+            gen = self._gens.get(domain)
+            if gen is None:
+                gen = self._gens[domain] = TaskGenerator(get_domain(domain), self.options)
+            try:
+                self._cache[key] = gen.generate(seed, length)
+            except TaskGenerationError:
+                self._cache[key] = None
+        return self._cache[key]
+
+    def draw(self, domains: Sequence[str], lengths: Sequence[int], n: int, seed0: int) -> list[Task]:
+        """``n`` tasks cycling over domains x lengths, seeds counting up from ``seed0``."""
+        out: list[Task] = []
+        combos = [(d, L) for d in domains for L in lengths]
+        seed, misses = seed0, 0
+        while len(out) < n:
+            d, L = combos[len(out) % len(combos)]
+            task = self.get(d, seed, L)
+            seed += 1
+            if task is None:
+                misses += 1
+                if misses > 50 * n + 100:
+                    raise TaskGenerationError(f"cannot generate tasks of length {L} for {d}")
+                continue
+            out.append(task)
+        return out
+
+
+@lru_cache(maxsize=64)
+def _tool_views(domain: str) -> tuple[ToolSpecView, ...]:
+    dom = get_domain(domain)
+    return tuple(DomainRuntime(dom, seed_state(dom.spec, 0)).tool_views())
+
+
+def domain_tools(domain: str) -> list[ToolSpecView]:
+    """The tools an agent sees in ``domain`` (as ``session.list_tools()`` lists them)."""
+    return list(_tool_views(domain))
+
+
+async def run_one(task: Task, agent: Any, *, trial: int = 0, user_mode: str = "per_turn",
+                  limits: Limits | None = None, run_id: str = "train") -> Trajectory:
+    eid = f"{task.id}-t{trial}"
+    spec = SandboxSpec(backend="inline", domain=task.domain, seed=task.seed, run_id=run_id, episode_id=eid)
+    try:
+        sandbox = await create_sandbox(spec)
+    except Exception as exc:  # the tool server never came up: not the policy's fault
+        return Trajectory(episode_id=eid, task=task, trial=trial,
+                          outcome=Outcome(success=False, failure="infra", reason=f"sandbox: {exc}"))
+    try:
+        return await run_episode(task, agent, ScriptedUser(mode=user_mode), sandbox.session,
+                                 episode_id=eid, trial=trial, limits=limits)
+    finally:
+        await sandbox.close()
+
+
+async def run_many(tasks: Sequence[Task], make_agent: Callable[[], Any], *, trials: int = 1,
+                   user_mode: str = "per_turn", limits: Limits | None = None,
+                   concurrency: int = 64) -> list[Trajectory]:
+    """Every task ``trials`` times, concurrently; results in order (task-major, so the trials
+    of one task are adjacent: a GRPO group)."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(task: Task, trial: int) -> Trajectory:
+        async with sem:
+            return await run_one(task, make_agent(), trial=trial, user_mode=user_mode, limits=limits)
+
+    return list(await asyncio.gather(*(one(t, k) for t in tasks for k in range(trials))))
+
+
+def oracle_episodes(tasks: Sequence[Task], user_mode: str = "per_turn") -> list[Trajectory]:
+    from toolzoo.agents.scripted import OracleAgent
+
+    return asyncio.run(run_many(tasks, OracleAgent, user_mode=user_mode))
