@@ -96,6 +96,12 @@ _TIERS = {
 
 
 async def create_sandbox(spec: SandboxSpec) -> Sandbox:
+    from toolzoo.tools.zoo import get_domain
+
+    if get_domain(spec.domain).spec.source is not None:  # a third-party MCP server is the tool source
+        from toolzoo.sandbox.source import create_source
+
+        return await create_source(spec)
     module, fn = _TIERS[spec.backend].split(":")
     factory = getattr(importlib.import_module(module), fn)
     return await factory(spec)

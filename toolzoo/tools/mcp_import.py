@@ -29,13 +29,7 @@ from toolzoo.tools.runtime import ToolError
 from toolzoo.tools.session import stdio_params
 
 Mode = Literal["passthrough", "simulate"]
-PASSTHROUGH_IMPL = "python:toolzoo.tools.mcp_import:passthrough"
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-def passthrough(args: dict[str, Any], state: Any) -> Any:
-    raise ToolError("this tool belongs to a third-party MCP server: run the domain through its source "
-                    "(toolzoo.sandbox.source), not toolzoo's own tool server")
 
 
 class ImportedTool(BaseModel):
@@ -88,7 +82,7 @@ def domain_document(report: ImportReport, mode: Mode, command: list[str] | None,
         if env:
             source["env"] = dict(env)
         doc["source"] = source
-    executor = {"impl": PASSTHROUGH_IMPL} if mode == "passthrough" else {"simulate": "llm"}
+    executor = {} if mode == "passthrough" else {"simulate": "llm"}  # source tools run on the source
     doc["tools"] = [{"name": t.name, "description": t.description, "parameters": t.parameters, **executor}
                     for t in report.tools]
     return doc

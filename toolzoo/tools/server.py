@@ -77,10 +77,13 @@ class DomainServer:
                 return to_call_result(ToolResult(name=name, content=f"unknown tool {name!r}", is_error=True))
             return to_call_result(result)
         tool = self.domain.tools.get(name)
-        if tool is not None and tool.spec.simulated:
-            async with self._lock:
+        async with self._lock:  # calls are atomic with respect to each other
+            if tool is not None and tool.spec.simulated:
                 return to_call_result(await self.runtime.call(name, args))
-        return to_call_result(self.runtime.call_sync(name, args))
+            if tool is not None and tool.impl is not None:
+                # Code tools (run_python, ...) may take seconds: run them off the event loop.
+                return to_call_result(await asyncio.to_thread(self.runtime.call_sync, name, args))
+            return to_call_result(self.runtime.call_sync(name, args))
 
     def _admin(self, name: str, args: dict[str, Any]) -> ToolResult | None:
         state = self.runtime.state

@@ -8,6 +8,7 @@ streamable HTTP) and is what every isolation boundary uses.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any, Protocol, runtime_checkable
 
@@ -126,6 +127,13 @@ class MCPSession:
             return await awaitable
         except SessionClosed:
             raise
+        except asyncio.CancelledError as exc:
+            # The SDK cancels its own scope when an HTTP server dies mid-request; only a
+            # cancellation aimed at *this* task (a timeout, a shutdown) may propagate.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            raise SessionClosed(f"tool server connection lost: {exc or 'cancelled'}") from exc
         except Exception as exc:
             # Protocol-level failures (broken pipe, closed stream, HTTP errors) are infra failures.
             raise SessionClosed(f"tool server failed: {type(exc).__name__}: {exc}") from exc

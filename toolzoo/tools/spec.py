@@ -118,12 +118,9 @@ class ToolSpec(_Strict):
     impl: str | None = None  # python:module:function
     simulate: Literal["llm"] | None = None
 
-    @model_validator(mode="after")
-    def _one_executor(self) -> ToolSpec:
-        kinds = [k for k in ("effects", "impl", "simulate") if getattr(self, k) is not None]
-        if len(kinds) != 1:
-            raise ValueError(f"a tool needs exactly one of effects, impl, simulate (got {kinds or 'none'})")
-        return self
+    @property
+    def executors(self) -> list[str]:
+        return [k for k in ("effects", "impl", "simulate") if getattr(self, k) is not None]
 
     @property
     def simulated(self) -> bool:
@@ -172,6 +169,20 @@ class DomainSpec(_Strict):
     subtasks: list[SubtaskSpec] = Field(default_factory=list)
     source: SourceSpec | None = None
     system_prompt: str | None = None
+
+    @model_validator(mode="after")
+    def _executors(self) -> DomainSpec:
+        # A tool runs one way: effects, impl or simulation. A `source` domain's tools are run
+        # by the third-party server, so they declare none.
+        for i, tool in enumerate(self.tools):
+            kinds = tool.executors
+            if self.source is not None and kinds and kinds != ["simulate"]:
+                raise ValueError(f"tools[{i}] ({tool.name}): a source domain's tools are run by the source server; "
+                                 f"remove {kinds}")
+            if self.source is None and len(kinds) != 1:
+                raise ValueError(f"tools[{i}] ({tool.name}): a tool needs exactly one of effects, impl, simulate "
+                                 f"(got {kinds or 'none'})")
+        return self
 
     def tool(self, name: str) -> ToolSpec | None:
         return next((t for t in self.tools if t.name == name), None)

@@ -1,0 +1,119 @@
+"""Verifiable rubric items: CEL ``check`` expressions over one finished trajectory.
+
+Variables: ``final`` (final state), ``initial`` (initial state), ``task`` (``id``, ``domain``,
+``length``, ``bind`` — each subtask's bindings, ``answers``, ``asks``, ``templates``,
+``solution`` — each subtask's reference calls ``{tool, args}``, ``touched`` and
+``expected_final``), ``calls`` (each ``{name, args, error, result}``, ``error`` null on success)
+and ``messages`` (``{role, content, tool_calls: [{name, arguments}]}``, content "" when empty).
+Functions beyond CEL's standard library: ``said(value)`` — the agent stated ``value`` (numbers
+by value, text as a whole word, lists element-wise; the verifiable judge's rule) and
+``pick``.
+
+Unlike tool effects (hot path, see :mod:`toolzoo.tools.cel`), checks run once per trajectory,
+so every variable is registered on one plain ``cel.Context`` (converted once) and expressions
+are compiled as written, without the free-name rewrite.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import cel
+
+from toolzoo.core import ItemScore, Task, Trajectory
+from toolzoo.rubrics.answers import answer_present
+from toolzoo.rubrics.verifiable import agent_text
+from toolzoo.tools.cel import CelError, _clean, _strip_strings, rewrite
+from toolzoo.tools.state import CEL_FUNCTIONS
+
+CHECK_VARIABLES = ("final", "initial", "task", "calls", "messages")
+CHECK_FUNCTIONS = ("said", *CEL_FUNCTIONS)
+# CEL's standard global functions (methods such as .contains() are called after a dot).
+_CEL_GLOBALS = {"size", "int", "uint", "double", "string", "bytes", "bool", "type", "dyn", "has",
+                "duration", "timestamp", "matches", "exists", "all", "exists_one", "map", "filter",
+                "min", "max"}
+_FREE = re.compile(r"_tz\('([A-Za-z_][A-Za-z0-9_]*)'\)")
+_CALLED = re.compile(r"(?<![.\w])([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+
+
+@dataclass(frozen=True)
+class Check:
+    source: str
+    program: Any
+
+
+def compile_check(source: Any) -> Check:
+    """Compile a check; CelError on bad syntax, unknown variables or unknown functions."""
+    if not isinstance(source, str) or not source.strip():
+        raise CelError("a check must be a non-empty CEL expression (text)")
+    try:
+        program = cel.compile(source)
+    except Exception as exc:  # the library raises ValueError with the parser's message
+        raise CelError(_clean(str(exc))) from None
+    try:
+        free = set(_FREE.findall(rewrite(source)))
+    except Exception:  # noqa: BLE001 - the rewrite is a best-effort scan, never a gate
+        free = set()
+    unknown = sorted(free - set(CHECK_VARIABLES))
+    if unknown:
+        raise CelError(f"unknown variable(s) {', '.join(unknown)} (checks see: {', '.join(CHECK_VARIABLES)})")
+    called = set(_CALLED.findall(_strip_strings(source))) - _CEL_GLOBALS - set(CHECK_FUNCTIONS)
+    if called:
+        raise CelError(f"unknown function(s) {', '.join(sorted(called))} "
+                       f"(beyond CEL's standard library: {', '.join(CHECK_FUNCTIONS)})")
+    return Check(source, program)
+
+
+def task_view(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.id, "domain": task.domain, "seed": task.seed, "length": task.length,
+        "bind": [s.bind for s in task.subtasks], "answers": task.answers,
+        "asks": [s.ask for s in task.subtasks], "templates": [s.template for s in task.subtasks],
+        "solution": [[{"tool": st.tool, "args": st.args} for st in s.solution] for s in task.subtasks],
+        "touched": task.touched, "expected_final": task.expected_final,
+    }
+
+
+def trajectory_view(traj: Trajectory) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    calls = [{"name": c.name, "args": c.args, "error": c.error, "result": c.result} for c in traj.calls]
+    messages = [{"role": m.role, "content": m.content or "",
+                 "tool_calls": [{"name": c.function.name, "arguments": c.function.arguments}
+                                for c in (m.tool_calls or [])]} for m in traj.messages]
+    return calls, messages
+
+
+def check_context(task: Task, traj: Trajectory, initial: dict[str, Any],
+                  final: dict[str, Any] | None) -> cel.Context:
+    calls, messages = trajectory_view(traj)
+    said_text = agent_text(traj.messages)
+    functions: dict[str, Callable[..., Any]] = {**CEL_FUNCTIONS, "said": lambda v: answer_present(v, said_text)}
+    ctx = cel.Context()
+    for name, value in {"final": final or {}, "initial": initial, "task": task_view(task),
+                        "calls": calls, "messages": messages}.items():
+        ctx.add_variable(name, value)
+    for name, fn in functions.items():
+        ctx.add_function(name, fn)
+    return ctx
+
+
+def run_check(check: Check, ctx: cel.Context) -> tuple[bool, str]:
+    """(passed, reason). A check that errors or is not a bool fails, with the reason why: a
+    record the agent deleted makes ``final.c[k]`` error, which is a failure of the item."""
+    try:
+        value = check.program.execute(ctx)
+    except Exception as exc:  # noqa: BLE001 - the library raises several types
+        return False, f"check could not be evaluated: {_clean(str(exc))}"
+    if not isinstance(value, bool):
+        return False, f"check returned {value!r}, not a bool"
+    return value, "check passed" if value else "check failed"
+
+
+def run_checks(checks: dict[str, Check], weights: dict[str, float], ctx: cel.Context) -> list[ItemScore]:
+    out = []
+    for item_id, check in checks.items():
+        passed, why = run_check(check, ctx)
+        out.append(ItemScore(id=item_id, passed=passed, value=float(passed), weight=weights[item_id],
+                             reason=f"check: {why}"))
+    return out

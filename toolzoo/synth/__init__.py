@@ -1,0 +1,1 @@
+"""Domain synthesis: the offline procedural generator, LLM synthesis with repair, validation."""

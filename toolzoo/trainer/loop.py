@@ -1,0 +1,451 @@
+"""``toolzoo train``: the outer loop around the SFT and GRPO steps.
+
+A run is a list of phases over one global step counter: ``algorithm: sft`` is one SFT phase;
+``algorithm: grpo`` is an optional SFT warm-up (``sft.steps``) followed by GRPO. The
+algorithm names map to phase builders in ``ALGORITHMS``, so a new algorithm adds one entry.
+Every step appends one JSONL row to ``output/metrics.jsonl``; evaluation rows carry an
+``eval`` block (success by length and the half-life fit). Checkpoints go to
+``output/checkpoints/step_N/`` (step 0 is the starting model), the end result to
+``output/final/``; ``resume=True`` continues from the latest checkpoint with its optimizer,
+scheduler and RNG states.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from toolzoo.agents.hf import HFAgent
+from toolzoo.envs.episode import Limits
+from toolzoo.trainer.checkpoint import (
+    latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state,
+)
+from toolzoo.trainer.config import TrainConfig, load_train_config
+from toolzoo.trainer.data import tokenize_conversation
+from toolzoo.trainer.episodes import Tasks, domain_tools, run_many
+from toolzoo.trainer.evaluate import eval_tasks, evaluate
+from toolzoo.trainer.grpo import GRPOConfig, Rollout, grpo_step
+from toolzoo.trainer.losses import overlong_penalty
+from toolzoo.trainer.sft import sft_step
+from toolzoo.trainer.sft_data import corpus_texts, load_conversations
+
+log = logging.getLogger("toolzoo.trainer")
+
+TRAIN_SEED_SPAN = 100_000  # training tasks use seeds config.seed .. + span; eval seeds lie beyond
+
+
+@dataclass
+class Phase:
+    name: str
+    steps: int
+    lr: float
+    warmup: int
+    cosine: bool
+    step: Callable[[torch.optim.Optimizer], dict[str, Any]]  # one optimizer step -> metrics
+
+
+@dataclass
+class Context:
+    """What phases share: the model being trained and the run's randomness."""
+
+    config: TrainConfig
+    model: Any
+    tokenizer: Any
+    out: Path
+    rng: random.Random
+    tasks: Tasks
+    generators: dict[str, torch.Generator] = field(default_factory=dict)
+    backend: Any = None  # rollout engine (vLLM) when configured
+    ref_model: Any = None
+
+    @property
+    def pad_id(self) -> int:
+        t = self.tokenizer
+        return t.pad_token_id if t.pad_token_id is not None else t.eos_token_id
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max_turns=self.config.max_turns)
+
+
+# --------------------------------------------------------------------------- phases
+
+
+def sft_phase(ctx: Context, steps: int, lr: float, conversations) -> Phase:
+    cfg = ctx.config
+    seqs = [tokenize_conversation(ctx.tokenizer, m, t) for m, t in conversations]
+    if not seqs:
+        raise ValueError("no SFT conversations (check sft.source and sft.min_score)")
+
+    def step(opt) -> dict[str, Any]:
+        batch = ctx.rng.sample(seqs, min(cfg.sft.batch_size, len(seqs)))
+        loss = sft_step(ctx.model, opt, batch, ctx.pad_id, cfg.max_grad_norm)
+        return {"loss": loss, "tokens": sum(sum(s.assistant_mask) for s in batch)}
+
+    return Phase("sft", steps, lr, cfg.sft.warmup_steps, True, step)
+
+
+def grpo_phase(ctx: Context) -> Phase:
+    cfg = ctx.config
+    gcfg = GRPOConfig(
+        loss_type=cfg.loss_type, group_size=cfg.group_size, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
+        beta=cfg.beta, temperature=cfg.rollout.temperature, max_completion_length=cfg.max_completion_length,
+        dynamic_sampling=cfg.dynamic_sampling, max_grad_norm=cfg.max_grad_norm,
+        old_logprobs="sampled" if cfg.rollout.backend == "vllm" else "recompute",
+    )
+    if cfg.beta > 0 and ctx.ref_model is None:
+        import copy
+
+        ctx.ref_model = copy.deepcopy(ctx.model).eval()
+        for p in ctx.ref_model.parameters():
+            p.requires_grad_(False)
+    agent = _rollout_agent(ctx)
+
+    def step(opt) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        tasks = [_train_task(ctx) for _ in range(cfg.batch)]
+        trajs = asyncio.run(run_many(tasks, lambda: agent, trials=cfg.group_size, user_mode=cfg.user_mode,
+                                     limits=ctx.limits, concurrency=cfg.batch * cfg.group_size))
+        t_roll = time.perf_counter() - t0
+        rollouts, successes, dropped = [], [], 0
+        for g in range(cfg.batch):
+            group = trajs[g * cfg.group_size:(g + 1) * cfg.group_size]
+            if any(t.outcome is None or t.outcome.failure not in (None, "agent") for t in group):
+                dropped += 1  # not the policy's doing: no signal to learn from
+                continue
+            rewards = [float(t.outcome.reward) for t in group]
+            successes += [float(t.outcome.success) for t in group]
+            if cfg.overlong.enabled:
+                lengths = torch.tensor([_sampled_tokens(t.messages) for t in group], dtype=torch.float)
+                pen = overlong_penalty(lengths, cfg.max_completion_length, cfg.overlong.cache)
+                rewards = [r + float(p) for r, p in zip(rewards, pen)]
+            tools = domain_tools(group[0].task.domain) if _needs_tools(group) else None
+            rollouts += [Rollout.from_messages(t.messages, r, ctx.tokenizer, tools) for t, r in zip(group, rewards)]
+        if not rollouts:
+            return {"loss": 0.0, "skipped": True, "groups_dropped": dropped, "rollout_s": t_roll}
+        stats = grpo_step(ctx.model, opt, rollouts, gcfg, pad_id=ctx.pad_id, ref_model=ctx.ref_model)
+        if ctx.backend is not None:
+            ctx.backend.sync_weights(ctx.model)
+        row = stats.model_dump()
+        row.update(success=sum(successes) / max(1, len(successes)), groups_dropped=dropped,
+                   rollout_s=round(t_roll, 3))
+        return row
+
+    return Phase("grpo", cfg.steps, cfg.learning_rate, 0, False, step)
+
+
+def _needs_tools(group) -> bool:
+    return any(m.role == "assistant" and m.tokens is None for t in group for m in t.messages)
+
+
+def _sampled_tokens(messages) -> int:
+    return sum(len(m.tokens.completion_ids) for m in messages if m.role == "assistant" and m.tokens)
+
+
+def _train_task(ctx: Context):
+    cfg = ctx.config
+    for _ in range(1000):
+        d, L = ctx.rng.choice(cfg.domains), ctx.rng.choice(cfg.lengths)
+        task = ctx.tasks.get(d, cfg.seed + ctx.rng.randrange(TRAIN_SEED_SPAN), L)
+        if task is not None:
+            return task
+    raise RuntimeError("cannot generate training tasks for the configured domains and lengths")
+
+
+def _rollout_agent(ctx: Context):
+    cfg = ctx.config
+    if cfg.rollout.backend == "vllm":
+        from toolzoo.trainer.vllm_backend import VLLMBackend
+
+        ctx.backend = VLLMBackend(ctx.out / "vllm_weights", ctx.model, ctx.tokenizer, cfg.rollout, seed=cfg.seed)
+        return ctx.backend.agent()
+    agent = HFAgent(model=ctx.model, tokenizer=ctx.tokenizer, max_new_tokens=cfg.rollout.max_new_tokens,
+                    temperature=cfg.rollout.temperature, seed=cfg.seed)
+    ctx.generators["rollout"] = agent.generator
+    return agent
+
+
+def _sft_conversations(ctx: Context):
+    cfg = ctx.config
+    tasks = []
+    if cfg.sft.source == "oracle":
+        tasks = ctx.tasks.draw(cfg.domains, cfg.lengths, cfg.sft.episodes, cfg.seed)
+    return load_conversations(cfg.sft.source, domains=cfg.domains, tasks=tasks,
+                              min_score=cfg.sft.min_score, user_mode=cfg.user_mode)
+
+
+def _phases_sft(ctx: Context, convs) -> list[Phase]:
+    return [sft_phase(ctx, ctx.config.steps, ctx.config.learning_rate, convs())]
+
+
+def _phases_grpo(ctx: Context, convs) -> list[Phase]:
+    cfg = ctx.config
+    pre = [sft_phase(ctx, cfg.sft.steps, cfg.sft.learning_rate, convs())] if cfg.sft.steps else []
+    return [*pre, grpo_phase(ctx)]
+
+
+# algorithm name -> phases; ``convs()`` loads the SFT conversations (once) when a phase needs them
+ALGORITHMS: dict[str, Callable[[Context, Callable[[], list]], list[Phase]]] = {
+    "sft": _phases_sft,
+    "grpo": _phases_grpo,
+}
+
+
+# --------------------------------------------------------------------------- model
+
+
+def _load_model(cfg: TrainConfig, out: Path, convs: Callable[[], list]):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if cfg.model.tiny is not None:
+        from toolzoo.trainer.tiny import build_tiny
+
+        path = out / "base"
+        if not (path / "config.json").exists():
+            build_tiny(path, corpus_texts(cfg.domains, convs()), cfg.model.tiny)
+    else:
+        path = Path(cfg.model.path)
+    return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+
+
+def _optimizer(ctx: Context, phase: Phase):
+    opt = torch.optim.AdamW(ctx.model.parameters(), lr=phase.lr, weight_decay=0.0)
+
+    def factor(i: int) -> float:
+        if i < phase.warmup:
+            return (i + 1) / phase.warmup
+        if not phase.cosine:
+            return 1.0
+        done = min(1.0, (i - phase.warmup) / max(1, phase.steps - phase.warmup))
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))  # cosine to 10% of lr
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+# --------------------------------------------------------------------------- logging
+
+
+class _Metrics:
+    def __init__(self, out: Path, keep_upto: int | None, tensorboard: bool):
+        self.path = out / "metrics.jsonl"
+        if keep_upto is not None and self.path.exists():  # resume: drop rows past the checkpoint
+            rows = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= keep_upto]
+            self.path.write_text("".join(r + "\n" for r in rows))
+        elif keep_upto is None and self.path.exists():
+            self.path.unlink()
+        self.tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(out / "tensorboard"))
+            except ImportError:
+                log.warning("tensorboard is not installed: logging to metrics.jsonl only")
+
+    def write(self, row: dict[str, Any]) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            for k, v in _flat(row).items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step":
+                    self.tb.add_scalar(k, v, row["step"])
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}/"))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+class _Bar:
+    def __init__(self, total: int, done: int, enabled: bool):
+        self.p = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.p = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                              TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+            self.p.__enter__()
+            self.t = self.p.add_task("train", total=total, completed=done, info="")
+
+    def update(self, step: int, row: dict[str, Any]) -> None:
+        if self.p is not None:
+            info = f"{row['phase']} loss {row.get('loss', 0.0):.4f}"
+            if "reward_mean" in row:
+                info += f" reward {row['reward_mean']:.3f}"
+            if "eval" in row:
+                info += f" eval {row['eval'].get('success', 0.0):.2f}"
+            self.p.update(self.t, completed=step, info=info)
+
+    def close(self) -> None:
+        if self.p is not None:
+            self.p.__exit__(None, None, None)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run the configured training; returns a summary (steps, seconds, last metrics, final eval,
+    paths). ``resume``: continue from the latest ``checkpoints/step_N``."""
+    cfg = config
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    torch.manual_seed(cfg.seed)
+
+    tasks = Tasks(cfg.generator)
+    cache: list = []
+    ckpt = latest_checkpoint(out) if resume else None
+    state = load_trainer_state(ckpt) if ckpt is not None else None
+    ctx = Context(config=cfg, model=None, tokenizer=None, out=out, rng=random.Random(cfg.seed), tasks=tasks)
+
+    def convs() -> list:
+        if not cache:
+            cache.append(_sft_conversations(ctx))
+        return cache[0]
+
+    if ckpt is not None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        ctx.model, ctx.tokenizer = AutoModelForCausalLM.from_pretrained(ckpt), AutoTokenizer.from_pretrained(ckpt)
+    else:
+        ctx.model, ctx.tokenizer = _load_model(cfg, out, convs)
+    phases = ALGORITHMS[cfg.algorithm](ctx, convs)
+    total = sum(p.steps for p in phases)
+    step = 0
+    if state is not None:
+        step = state["step"]
+        ctx.rng.setstate(state["rng_trainer"])
+        set_rng_state(state["rng"], ctx.generators)
+        log.info("resuming from %s (step %d)", ckpt, step)
+    elif cfg.checkpoint_every:
+        save_checkpoint(out / "checkpoints" / "step_0", ctx.model, ctx.tokenizer, None)
+
+    metrics = _Metrics(out, step if state is not None else None, cfg.tensorboard)
+    bar = _Bar(total, step, progress)
+    started = time.perf_counter()
+    last: dict[str, Any] = {}
+    try:
+        if cfg.eval.at_start and step == 0:
+            metrics.write({"step": 0, "phase": "start", "eval": _eval(ctx)})
+        first = 0
+        for phase in phases:
+            end = first + phase.steps
+            if step >= end:
+                first = end
+                continue
+            opt, sched = _optimizer(ctx, phase)
+            if state is not None and state.get("phase") == phase.name and state["step"] > first:
+                opt.load_state_dict(state["optimizer"])
+                sched.load_state_dict(state["scheduler"])
+            while step < end:
+                t0 = time.perf_counter()
+                lr = opt.param_groups[0]["lr"]
+                row = phase.step(opt)
+                sched.step()
+                step += 1
+                row = {"step": step, "phase": phase.name, **row, "lr": lr, "seconds": round(time.perf_counter() - t0, 4)}
+                if cfg.eval.every and step % cfg.eval.every == 0 and step != total:
+                    row["eval"] = _eval(ctx)
+                if step == total:
+                    row["eval"] = _eval(ctx, save_to=out / "eval")
+                metrics.write(row)
+                bar.update(step, row)
+                last = row
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != total:
+                    _save(ctx, out / "checkpoints" / f"step_{step}", phase, step, opt, sched)
+            first = end
+        if total == 0:
+            last = {"step": 0, "phase": "none", "eval": _eval(ctx, save_to=out / "eval")}
+            metrics.write(last)
+        final = out / "final"
+        save_checkpoint(final, ctx.model, ctx.tokenizer, None)
+    finally:
+        bar.close()
+        metrics.close()
+        if ctx.backend is not None:
+            ctx.backend.close()
+    summary = {"train": cfg.train, "algorithm": cfg.algorithm, "steps": step,
+               "seconds": round(time.perf_counter() - started, 3), "last": last,
+               "eval": last.get("eval"), "final": str(final), "metrics": str(metrics.path)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _save(ctx: Context, path: Path, phase: Phase, step: int, opt, sched) -> None:
+    save_checkpoint(path, ctx.model, ctx.tokenizer, {
+        "step": step, "phase": phase.name, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+        "rng": rng_state(ctx.generators), "rng_trainer": ctx.rng.getstate(),
+    })
+
+
+def _eval(ctx: Context, save_to: Path | None = None) -> dict[str, Any]:
+    cfg = ctx.config
+    tasks = eval_tasks(ctx.tasks, cfg.domains, cfg.eval.lengths, cfg.eval.tasks_per_length, cfg.eval.seed)
+    agent = HFAgent(model=ctx.model, tokenizer=ctx.tokenizer, greedy=True, max_new_tokens=cfg.rollout.max_new_tokens)
+    t0 = time.perf_counter()
+    res = evaluate(agent, tasks, user_mode=cfg.user_mode, limits=ctx.limits, save_to=save_to)
+    res["seconds"] = round(time.perf_counter() - t0, 3)
+    return res
+
+
+def train_command(config_path: str, resume: bool = False, ray_address: str | None = None,
+                  progress: bool = True) -> int:
+    """``toolzoo train CONFIG.yaml [--resume] [--ray [ADDRESS]]``. Prints config errors with
+    file:line (exit 2), else trains, prints the final evaluation and returns 0.
+    ``ray_address``: None = in this process; "" = a local Ray cluster; else its address."""
+    from rich.console import Console
+
+    from toolzoo.config import LoadError
+
+    console, err = Console(), Console(stderr=True)
+    try:
+        cfg = load_train_config(config_path)
+    except LoadError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]error[/red] {problem}", highlight=False)
+        return 2
+    if ray_address is not None:
+        try:
+            from toolzoo.cluster.ray_train import train_on_ray  # built by the cluster issue
+        except ImportError:
+            err.print("[red]error[/red] training on Ray needs toolzoo.cluster.ray_train (not available)")
+            return 2
+        summary = train_on_ray(cfg, address=ray_address or None, resume=resume)
+    else:
+        summary = train(cfg, resume=resume, progress=progress)
+    ev = summary.get("eval") or {}
+    for length, row in (ev.get("by_length") or {}).items():
+        console.print(f"length {length}: success {row['rate']:.3f} ({row['successes']}/{row['n']})")
+    if ev.get("t50") is not None:
+        console.print(f"half-life T50 = {ev['t50']:.2f} subtasks")
+    console.print(f"steps {summary['steps']} in {summary['seconds']:.1f}s; final checkpoint: {summary['final']}")
+    return 0
