@@ -28,8 +28,11 @@ def test_template_renders_and_escapes():
 def test_rewrite_leaves_state_macros_fields_and_strings_alone():
     src = "state.orders.filter(k, state.orders[k].customer == args.c && 'args' != prev.x)"
     out = rewrite(src)
-    assert "state.orders.filter(k, state.orders[k].customer" in out
-    assert "_tz('args').c" in out and "_tz('prev').x" in out and "'args'" in out
+    assert "_tz('args', 'c')" in out and "_tz('prev', 'x')" in out and "'args'" in out
+    assert "state__orders.filter(k, state__orders[k].customer" in out
+    assert rewrite("has(args.x.y)") == "has(_tz('args', 'x').y)"
+    assert compile_expr("has(args.x)").eval({"args": {"x": 1}}) is True
+    assert compile_expr("has(args.y)").eval({"args": {"x": 1}}) is False
 
 
 def test_undeclared_variable_is_a_clear_error():
@@ -38,14 +41,16 @@ def test_undeclared_variable_is_a_clear_error():
     assert "nosuch" in str(info.value)
 
 
-def test_state_context_is_reused_until_the_state_changes():
+def test_state_context_is_reused_and_resynced_after_writes():
     s = State({"items": {"a": {"id": "a", "n": 1}}}, {"items": "id"})
     env1, env2 = s.cel_context(args={}), s.cel_context(args={"x": 1})
+    assert compile_expr("state.items.filter(k, state.items[k].n == args.x)").eval(env2) == ["a"]
     assert env1.ctx is env2.ctx
     s.set_field("items", "a", "n", 2)
-    env3 = s.cel_context()
-    assert env3.ctx is not env1.ctx
+    env3 = s.cel_context()  # the written collection is converted again; the context is kept
     assert compile_expr("state.items['a'].n").eval(env3) == 2
+    s.restore({"items": {"a": {"id": "a", "n": 1}}})
+    assert compile_expr("state.items['a'].n").eval(s.cel_context()) == 1
 
 
 names = st.sampled_from(["a", "b", "args", "prev", "x1"])

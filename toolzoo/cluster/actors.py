@@ -14,6 +14,7 @@ is the only writer and dedupes by episode id.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from collections import deque
 from dataclasses import dataclass, field
@@ -75,6 +76,9 @@ class RolloutWorkerImpl:
         await self.users.aclose()
 
 
+BUILD_JUDGES = "toolzoo.rubrics.apply:build_judges"  # -> object with ``async apply(task, traj)``
+
+
 def judges_needed(config: RunConfig) -> bool:
     """Judges beyond the verifiable one (which runs inside every episode)."""
     return any(j != "verifiable" for j in config.judges)
@@ -88,9 +92,9 @@ class JudgeWorkerImpl:
     """Applies the run's judges (``toolzoo.rubrics.apply.build_judges``) to trajectories.
     LLM judges wait on endpoints, so one actor judges many trajectories at once."""
 
-    def __init__(self, config_json: str, run_dir: str):
-        from toolzoo.rubrics.apply import build_judges  # gated by judges_available()
-
+    def __init__(self, config_json: str, run_dir: str, factory: str = BUILD_JUDGES):
+        module, fn = factory.split(":")  # gated by judges_available() for the default
+        build_judges = getattr(importlib.import_module(module), fn)
         self.config = RunConfig.model_validate_json(config_json)
         self.judges = build_judges(self.config.judges, run_dir)
 
@@ -143,6 +147,7 @@ class ResilientPool:
         self.deaths: dict[Hashable, int] = {}
         self.restarts = 0
         self.redispatched = 0
+        self.on_new_actor: Callable[[Any], Any] | None = None  # e.g. bring a replacement up to date
         self._owner: dict[Any, _Slot] = {}
 
     @property
@@ -208,6 +213,8 @@ class ResilientPool:
         slot.inflight = {}
         slot.generation += 1
         slot.handle = self.make_actor(slot.index, slot.generation)
+        if self.on_new_actor is not None:
+            self.on_new_actor(slot.handle)
         self.restarts += 1
         return out
 
@@ -241,12 +248,12 @@ def rollout_pool(config: RunConfig, run_id: str, *, size: int, worker_cpus: floa
     return ResilientPool(make, "run_job", size=size, window=config.concurrency)
 
 
-def judge_pool(config: RunConfig, run_dir: str, *, size: int = 1) -> ResilientPool:
+def judge_pool(config: RunConfig, run_dir: str, *, size: int = 1, factory: str = BUILD_JUDGES) -> ResilientPool:
     config_json = config.model_dump_json()
 
     def make(index: int, generation: int) -> Any:
         # No CPU reservation: judges wait on endpoints, and rollout workers hold the cores.
         return JudgeWorker.options(max_concurrency=config.concurrency, num_cpus=0, max_restarts=0,
-                                   max_task_retries=0).remote(config_json, run_dir)
+                                   max_task_retries=0).remote(config_json, run_dir, factory)
 
     return ResilientPool(make, "judge", size=size, window=config.concurrency)

@@ -13,6 +13,7 @@ import time
 from typing import Any, Callable
 
 from toolzoo.cluster.actors import (
+    BUILD_JUDGES,
     Done,
     ResilientPool,
     judge_pool,
@@ -34,13 +35,15 @@ class RayRunner:
 
     def __init__(self, config: RunConfig, *, address: str | None = None, resume: bool = False,
                  overwrite: bool = False, num_workers: int | None = None, worker_cpus: float = 1.0,
-                 judge_workers: int = 1, on_episode: Callable[[Trajectory], None] | None = None,
+                 judge_workers: int = 1, judges_factory: str | None = None,
+                 on_episode: Callable[[Trajectory], None] | None = None,
                  run_id: str | None = None, num_cpus: int | None = None, object_store_mb: int | None = None):
         self.config = config
         self.address = address
         self.num_workers = num_workers
         self.worker_cpus = worker_cpus
         self.judge_workers = judge_workers
+        self.judges_factory = judges_factory  # "module:function" like build_judges; default the rubrics one
         self.on_episode = on_episode
         self.ray_kwargs = {"num_cpus": num_cpus, "object_store_mb": object_store_mb}
         # The plain Runner owns what both drivers share: output folder, store, resume, episode ids.
@@ -57,7 +60,7 @@ class RayRunner:
         stored = store.repair()  # ids already on disk: the dedupe set
         total = len(plan_jobs(self.config))
         stats = {"done": len(stored), "ok": 0, "judged": 0, "infra": 0}
-        want_judges = judges_needed(self.config) and judges_available()
+        want_judges = judges_needed(self.config) and (self.judges_factory is not None or judges_available())
         size = self.num_workers or max(1, int(info.cpus // max(self.worker_cpus, 1e-9)) or 1)
         size = max(1, min(size, len(jobs) or 1))
         started = time.perf_counter()
@@ -85,7 +88,8 @@ class RayRunner:
                 if jobs:
                     self.pool = rollout_pool(self.config, self.local.run_id, size=size, worker_cpus=self.worker_cpus)
                     if want_judges:
-                        self.judges = judge_pool(self.config, str(self.local.out), size=self.judge_workers)
+                        self.judges = judge_pool(self.config, str(self.local.out), size=self.judge_workers,
+                                                 factory=self.judges_factory or BUILD_JUDGES)
                     for job in jobs:
                         self.pool.submit(job, job)
                     self._drive(keep)

@@ -25,7 +25,7 @@ import cel
 from toolzoo.core import ItemScore, Task, Trajectory
 from toolzoo.rubrics.answers import answer_present
 from toolzoo.rubrics.verifiable import agent_text
-from toolzoo.tools.cel import CelError, _clean, _strip_strings, rewrite
+from toolzoo.tools.cel import CelError
 from toolzoo.tools.state import CEL_FUNCTIONS
 
 CHECK_VARIABLES = ("final", "initial", "task", "calls", "messages")
@@ -34,8 +34,30 @@ CHECK_FUNCTIONS = ("said", *CEL_FUNCTIONS)
 _CEL_GLOBALS = {"size", "int", "uint", "double", "string", "bytes", "bool", "type", "dyn", "has",
                 "duration", "timestamp", "matches", "exists", "all", "exists_one", "map", "filter",
                 "min", "max"}
-_FREE = re.compile(r"_tz\('([A-Za-z_][A-Za-z0-9_]*)'\)")
-_CALLED = re.compile(r"(?<![.\w])([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_NAME = re.compile(r"(?<![.\w])([A-Za-z_][A-Za-z0-9_]*)(\s*\()?")
+_MACRO_VAR = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
+_LITERALS = {"true", "false", "null", "in", "int", "uint", "double", "string", "bytes", "bool", "list", "map",
+             "null_type", "type", "dyn"}
+
+
+def _clean(message: str) -> str:
+    return " ".join(message.replace("<input>", "").split())
+
+
+def _names(source: str) -> tuple[set[str], set[str]]:
+    """(free variables, called global functions) of an expression, outside string literals.
+    Own scan rather than the tool layer's rewrite: checks are compiled as written."""
+    text = _STRINGS.sub("''", source)
+    bound = set(_MACRO_VAR.findall(text))
+    free, called = set(), set()
+    for m in _NAME.finditer(text):
+        name = m.group(1)
+        if m.group(2):
+            called.add(name)
+        elif name not in _LITERALS and name not in bound and not name[0].isdigit():
+            free.add(name)
+    return free, called
 
 
 @dataclass(frozen=True)
@@ -52,14 +74,11 @@ def compile_check(source: Any) -> Check:
         program = cel.compile(source)
     except Exception as exc:  # the library raises ValueError with the parser's message
         raise CelError(_clean(str(exc))) from None
-    try:
-        free = set(_FREE.findall(rewrite(source)))
-    except Exception:  # noqa: BLE001 - the rewrite is a best-effort scan, never a gate
-        free = set()
+    free, called = _names(source)
     unknown = sorted(free - set(CHECK_VARIABLES))
     if unknown:
         raise CelError(f"unknown variable(s) {', '.join(unknown)} (checks see: {', '.join(CHECK_VARIABLES)})")
-    called = set(_CALLED.findall(_strip_strings(source))) - _CEL_GLOBALS - set(CHECK_FUNCTIONS)
+    called -= _CEL_GLOBALS | set(CHECK_FUNCTIONS)
     if called:
         raise CelError(f"unknown function(s) {', '.join(sorted(called))} "
                        f"(beyond CEL's standard library: {', '.join(CHECK_FUNCTIONS)})")

@@ -93,7 +93,7 @@ class DockerSandbox:
                 "--ulimit", f"nofile={lim.open_files}:{lim.open_files}", "--read-only", "--init",
                 "--user", "65534:65534", "--workdir", WORKSPACE,
                 "--tmpfs", "/tmp:rw,nosuid,nodev,size=64m,mode=1777",
-                "--tmpfs", f"{WORKSPACE}:rw,exec,nosuid,nodev,size={ws_mb}m,mode=1777"]
+                "--tmpfs", f"{WORKSPACE}:rw,exec,nosuid,nodev,size={ws_mb}m,uid=65534,gid=65534,mode=0755"]
         for k, v in self.spec.labels(self.deadline).items():
             args += ["--label", f"{k}={v}"]
         args += ["--label", f"toolzoo.dev/sandbox={self.sandbox_id}"]
@@ -194,7 +194,7 @@ class DockerSandbox:
 
     def _kill_exec(self, token: str) -> None:
         with contextlib.suppress(Exception):
-            self.container.exec_run(["/bin/sh", "-c", f"kill -9 -- -$(cat /tmp/.exec-{token}) 2>/dev/null; "
+            self.container.exec_run(["/bin/sh", "-c", f"kill -9 -$(cat /tmp/.exec-{token}) 2>/dev/null; "
                                                       f"rm -f /tmp/.exec-{token}"])
 
     # -- files ------------------------------------------------------------------------------

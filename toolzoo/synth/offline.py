@@ -72,6 +72,12 @@ class _Builder:
     def _exists(self, coll: str, arg: str, noun: str) -> dict[str, Any]:
         return {"require": f"args.{arg} in state.{coll}", "error": f"no {noun} {{args.{arg}}}"}
 
+    def _prev(self, condition: str = "true") -> str:
+        """``prev.a`` when the previous subtask bound an item that still exists and meets the
+        condition, else null (unsatisfiable). Nested conditionals: CEL evaluates them lazily,
+        so a missing ``prev.a`` is never looked up."""
+        return (f"'a' in prev ? (prev.a in state.{self.A} ? ({condition} ? prev.a : null) : null) : null")
+
     def _rec(self, var: str) -> str:
         return f"state.{self.A}[{var}]"
 
@@ -97,7 +103,7 @@ class _Builder:
                   [self._exists(A, aid, it), {"return": f"state.{A}[args.{aid}]"}])
         self.goal("status_of", {"a": f"pick(state.{A}.filter(k, true))"},
                   f"What is the status of {it} {{a}}?", [(get_a, {aid: "a"})], f"{self._rec('a')}.status")
-        self.goal("prev_status", {"a": f"prev.a in state.{A} ? prev.a : null"},
+        self.goal("prev_status", {"a": self._prev()},
                   f"And what is the status of that same {it}, {{a}}, now?", [(get_a, {aid: "a"})],
                   f"{self._rec('a')}.status")
         self._status()
@@ -135,8 +141,8 @@ class _Builder:
         a = {"id": {"pattern": f"{self.item.noun[:3]}{{i:03d}}"}, "status": {"choice": self.life.statuses},
              self.counter: {"int": [0, self.cmax // 2]}, self.group.noun: {"ref": self.B},
              "priority": {"choice": PRIORITIES}}
-        return {self.B: {"count": self.rng.randint(4, 8), "fields": b},
-                self.A: {"count": self.rng.randint(24, 40), "fields": a}}
+        return {self.B: {"count": self.rng.randint(3, 6), "fields": b},
+                self.A: {"count": self.rng.randint(16, 30), "fields": a}}
 
     def _status(self) -> None:
         it, A, aid = self.item.noun, self.A, self.aid
@@ -157,14 +163,15 @@ class _Builder:
                           [(name, {aid: "a"}), (f"get_{it}", {aid: "a"})], f"{self._rec('a')}.status")
             if i == 1:
                 self.goal(f"prev_{tr.verb}",
-                          {"a": f"prev.a in state.{A} && state.{A}[prev.a].status == '{tr.src}' ? prev.a : null"},
+                          {"a": self._prev(f"state.{A}[prev.a].status == '{tr.src}'")},
                           f"Now {tr.phrase} that same {it}, {{a}}.", [(name, {aid: "a"})])
 
     def _counter(self) -> None:
         it, A, aid, c, cmax = self.item.noun, self.A, self.aid, self.counter, self.cmax
         amt_add, amt_rm = self.rng.randint(1, 9), self.rng.randint(1, 9)
         amount = {"type": "integer", "minimum": 1}
-        self.tool(f"add_{c}", f"Increase the {c} of one {it} by an amount; the total may not exceed {cmax}.",
+        add, rm = f"add_{it}_{c}", f"remove_{it}_{c}"  # noun-specific: names stay unique across the zoo
+        self.tool(add, f"Increase the {c} of one {it} by an amount; the total may not exceed {cmax}.",
                   {aid: {"type": "string"}, "amount": amount}, [aid, "amount"],
                   [self._exists(A, aid, it),
                    {"require": f"state.{A}[args.{aid}].{c} + int(args.amount) <= {cmax}",
@@ -172,7 +179,7 @@ class _Builder:
                    {"set": {"collection": A, "key": f"args.{aid}", "field": c,
                             "value": f"state.{A}[args.{aid}].{c} + int(args.amount)"}},
                    {"return": f"{{'{aid}': args.{aid}, '{c}': state.{A}[args.{aid}].{c}}}"}])
-        self.tool(f"remove_{c}", f"Take {c} away from a {it}; refused when it holds fewer than asked.",
+        self.tool(rm, f"Take {c} away from a {it}; refused when it holds fewer than asked.",
                   {aid: {"type": "string"}, "amount": amount}, [aid, "amount"],
                   [self._exists(A, aid, it),
                    {"require": f"state.{A}[args.{aid}].{c} >= int(args.amount)",
@@ -182,38 +189,39 @@ class _Builder:
                    {"return": f"{{'{aid}': args.{aid}, '{c}': state.{A}[args.{aid}].{c}}}"}])
         room = f"pick(state.{A}.filter(k, state.{A}[k].{c} + {amt_add} <= {cmax}))"
         self.goal(f"add_{c}", {"a": room}, f"Add {amt_add} {c} to {it} {{a}}.",
-                  [(f"add_{c}", {aid: "a", "amount": amt_add})])
+                  [(add, {aid: "a", "amount": amt_add})])
         self.goal(f"add_{c}_then_total", {"a": room}, f"Add {amt_add} {c} to {it} {{a}} and tell me the new total.",
-                  [(f"add_{c}", {aid: "a", "amount": amt_add}), (f"get_{it}", {aid: "a"})], f"{self._rec('a')}.{c}")
+                  [(add, {aid: "a", "amount": amt_add}), (f"get_{it}", {aid: "a"})], f"{self._rec('a')}.{c}")
         self.goal(f"remove_{c}", {"a": f"pick(state.{A}.filter(k, state.{A}[k].{c} >= {amt_rm}))"},
-                  f"Remove {amt_rm} {c} from {it} {{a}}.", [(f"remove_{c}", {aid: "a", "amount": amt_rm})])
-        self.goal(f"prev_{c}", {"a": f"prev.a in state.{A} ? prev.a : null"},
+                  f"Remove {amt_rm} {c} from {it} {{a}}.", [(rm, {aid: "a", "amount": amt_rm})])
+        self.goal(f"prev_{c}", {"a": self._prev()},
                   f"How many {c} does that {it}, {{a}}, have now?", [(f"get_{it}", {aid: "a"})],
                   f"{self._rec('a')}.{c}")
 
     def _transfer(self) -> None:
         it, A, c, cmax = self.item.noun, self.A, self.counter, self.cmax
         amt = self.rng.randint(1, 9)
-        name = f"transfer_{c}"
+        name = f"transfer_{it}_{c}"
+        src, dst = f"from_{it}_id", f"to_{it}_id"
         self.tool(name, f"Move {c} from one {it} to another; the source needs enough, the target stays <= {cmax}.",
-                  {"from_id": {"type": "string"}, "to_id": {"type": "string"},
-                   "amount": {"type": "integer", "minimum": 1}}, ["from_id", "to_id", "amount"],
-                  [self._exists(A, "from_id", it), self._exists(A, "to_id", it),
-                   {"require": "args.from_id != args.to_id", "error": f"cannot move {c} from a {it} to itself"},
-                   {"require": f"state.{A}[args.from_id].{c} >= int(args.amount)",
-                    "error": f"{it} {{args.from_id}} has only {{state.{A}[args.from_id].{c}}} {c}"},
-                   {"require": f"state.{A}[args.to_id].{c} + int(args.amount) <= {cmax}",
-                    "error": f"{it} {{args.to_id}} would exceed {cmax} {c}"},
-                   {"set": {"collection": A, "key": "args.from_id", "field": c,
-                            "value": f"state.{A}[args.from_id].{c} - int(args.amount)"}},
-                   {"set": {"collection": A, "key": "args.to_id", "field": c,
-                            "value": f"state.{A}[args.to_id].{c} + int(args.amount)"}},
-                   {"return": f"{{'from_id': args.from_id, 'from_{c}': state.{A}[args.from_id].{c}, "
-                              f"'to_id': args.to_id, 'to_{c}': state.{A}[args.to_id].{c}}}"}])
+                  {src: {"type": "string"}, dst: {"type": "string"},
+                   "amount": {"type": "integer", "minimum": 1}}, [src, dst, "amount"],
+                  [self._exists(A, src, it), self._exists(A, dst, it),
+                   {"require": f"args.{src} != args.{dst}", "error": f"cannot move {c} from a {it} to itself"},
+                   {"require": f"state.{A}[args.{src}].{c} >= int(args.amount)",
+                    "error": f"{it} {{args.{src}}} has only {{state.{A}[args.{src}].{c}}} {c}"},
+                   {"require": f"state.{A}[args.{dst}].{c} + int(args.amount) <= {cmax}",
+                    "error": f"{it} {{args.{dst}}} would exceed {cmax} {c}"},
+                   {"set": {"collection": A, "key": f"args.{src}", "field": c,
+                            "value": f"state.{A}[args.{src}].{c} - int(args.amount)"}},
+                   {"set": {"collection": A, "key": f"args.{dst}", "field": c,
+                            "value": f"state.{A}[args.{dst}].{c} + int(args.amount)"}},
+                   {"return": f"{{'{src}': args.{src}, 'from_{c}': state.{A}[args.{src}].{c}, "
+                              f"'{dst}': args.{dst}, 'to_{c}': state.{A}[args.{dst}].{c}}}"}])
         self.goal(name, {"a": f"pick(state.{A}.filter(k, state.{A}[k].{c} >= {amt}))",
                          "t": f"pick(state.{A}.filter(k, k != a && state.{A}[k].{c} + {amt} <= {cmax}))"},
                   f"Move {amt} {c} from {it} {{a}} to {it} {{t}}.",
-                  [(name, {"from_id": "a", "to_id": "t", "amount": amt})])
+                  [(name, {src: "a", dst: "t", "amount": amt})])
 
     def _group(self) -> None:
         it, gr, A, B, aid, bid = self.item.noun, self.group.noun, self.A, self.B, self.aid, self.bid
@@ -227,7 +235,7 @@ class _Builder:
         self.goal(f"count_in_{gr}", {"b": f"pick(state.{B}.filter(k, true))"},
                   f"How many {A} does {gr} {{b}} have?", [(lst, {bid: "b"})],
                   f"size(state.{A}.filter(k, state.{A}[k].{gr} == b))")
-        self.goal(f"prev_{gr}_manager", {"a": f"prev.a in state.{A} ? prev.a : null", "b": f"{self._rec('a')}.{gr}"},
+        self.goal(f"prev_{gr}_manager", {"a": self._prev(), "b": f"{self._rec('a')}.{gr}"},
                   f"Who manages the {gr} that {it} {{a}} belongs to?",
                   [(f"get_{it}", {aid: "a"}), (f"get_{gr}", {bid: "b"})], f"state.{B}[b].manager")
 
@@ -244,7 +252,7 @@ class _Builder:
         other = f"pick(state.{B}.filter(k, k != {self._rec('a')}.{gr}))"
         self.goal(name, {"a": f"pick(state.{A}.filter(k, true))", "b": other},
                   f"Move {it} {{a}} to {gr} {{b}}.", [(name, {aid: "a", bid: "b"})])
-        self.goal(f"prev_{name}", {"a": f"prev.a in state.{A} ? prev.a : null", "b": other},
+        self.goal(f"prev_{name}", {"a": self._prev(), "b": other},
                   f"Also move that {it}, {{a}}, to {gr} {{b}}.", [(name, {aid: "a", bid: "b"})])
 
     def _link(self) -> None:
@@ -351,8 +359,13 @@ def draw_domains(count: int, seed: int) -> Iterator[dict[str, Any]]:
         yield data
 
 
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]  # libyaml: ~10x faster
+    def ignore_aliases(self, data: Any) -> bool:  # shared lists are written out, not as &anchors
+        return True
+
+
 def to_yaml(data: dict[str, Any]) -> str:
-    return yaml.safe_dump(data, sort_keys=False, width=120, allow_unicode=True)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=120, allow_unicode=True, default_flow_style=None)
 
 
 # -- validation in worker processes ----------------------------------------------------------

@@ -65,7 +65,7 @@ class StubStep(_Model):
     body: str | dict[str, Any] | None = None  # body for ``status`` (default: an OpenAI error)
     raw: str | None = None  # 200 with this exact text as the body (malformed JSON)
     json_body: Any = None  # 200 with this JSON as the body (e.g. no "choices")
-    expand: bool = False  # rules only: content is a re template (\1, \g<name>) of the match
+    expand: bool = False  # rules only: content and string tool arguments are re templates of the match
 
 
 class StubRule(_Model):
@@ -134,6 +134,10 @@ class _State:
         return None, "exhausted", None
 
 
+def _expand(text: str, step: StubStep, match: re.Match[str] | None) -> str:
+    return match.expand(text) if step.expand and match is not None else text
+
+
 def _completion(step: StubStep, body: dict[str, Any], n: int,
                 match: re.Match[str] | None) -> dict[str, Any]:
     content = step.content
@@ -144,7 +148,7 @@ def _completion(step: StubStep, body: dict[str, Any], n: int,
         message["tool_calls"] = [{
             "id": c.id or f"call_stub_{n}_{i}",
             "type": "function",
-            "function": {"name": c.name, "arguments": c.arguments if isinstance(c.arguments, str)
+            "function": {"name": c.name, "arguments": _expand(c.arguments, step, match) if isinstance(c.arguments, str)
                          else json.dumps(c.arguments)},
         } for i, c in enumerate(step.tool_calls)]
     usage = step.usage or {

@@ -25,7 +25,6 @@ import yaml
 from mcp import Client
 from pydantic import BaseModel
 
-from toolzoo.tools.runtime import ToolError
 from toolzoo.tools.session import stdio_params
 
 Mode = Literal["passthrough", "simulate"]

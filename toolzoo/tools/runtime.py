@@ -85,11 +85,9 @@ class DomainRuntime:
             return
         for collection, key, old in reversed(undo):
             if old is None:
-                self.state.data[collection].pop(key, None)
+                self.state.delete(collection, key)
             else:
-                self.state.data[collection][key] = old
-        if undo:
-            self.state._touch()
+                self.state.put(collection, key, old)
 
     def _run_effects(self, tool: CompiledTool, args: dict[str, Any], undo: list) -> Any:
         result: Any = None

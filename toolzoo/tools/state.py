@@ -59,8 +59,9 @@ class State:
         self._data: Snapshot = {name: dict(recs) for name, recs in collections.items()}
         self.keys = keys or {}
         self.version = 0
-        self._ctx: cel.Context | None = None
-        self._ctx_version = -1
+        self._coll_versions = {name: 0 for name in self._data}
+        self._ctx: Any = None
+        self._synced: dict[str, int] = {}  # collection -> version the context holds
 
     # -- reads -----------------------------------------------------------------------------
     @property
@@ -75,8 +76,12 @@ class State:
         return {name: dict(recs) for name, recs in self._data.items()}
 
     def restore(self, snap: Snapshot) -> None:
-        self._data = {name: dict(recs) for name, recs in snap.items()}
-        self._touch()
+        for name, recs in snap.items():
+            # Records are shared (copy-on-write), so an unchanged collection compares equal
+            # cheaply and keeps its converted CEL value.
+            if self._data.get(name) != recs:
+                self._touch(name)
+            self._data[name] = dict(recs)
 
     def hash(self) -> str:
         return state_hash(self._data)
@@ -89,27 +94,31 @@ class State:
         record = dict(self._data[collection][key])
         record[field] = value
         self._data[collection][key] = record
-        self._touch()
+        self._touch(collection)
 
     def put(self, collection: str, key: str, record: dict[str, Any]) -> None:
         self._data[collection][key] = dict(record)
-        self._touch()
+        self._touch(collection)
 
     def delete(self, collection: str, key: str) -> None:
         del self._data[collection][key]
-        self._touch()
+        self._touch(collection)
 
-    def _touch(self) -> None:
+    def _touch(self, collection: str) -> None:
         self.version += 1
+        self._coll_versions[collection] = self._coll_versions.get(collection, 0) + 1
 
     # -- CEL --------------------------------------------------------------------------------
     def cel_context(self, **variables: Any) -> Env:
         """An evaluation env: the state registered on a cached context (converted once per
         state version), and ``variables`` for every other free name."""
-        if self._ctx is None or self._ctx_version != self.version:
+        if self._ctx is None:
             self._ctx = new_context(CEL_FUNCTIONS)
-            self._ctx.add_variable("state", self._data)
-            self._ctx_version = self.version
+        for name, records in self._data.items():
+            # Only collections written since the last sync are converted again.
+            if self._synced.get(name) != self._coll_versions[name]:
+                self._ctx.add_variable(f"state__{name}", records)  # top-level: not copied on access
+                self._synced[name] = self._coll_versions[name]
         return Env(self._ctx, variables)
 
 

@@ -31,13 +31,19 @@ class Tasks:
         self.options = options or GeneratorOptions()
         self._gens: dict[str, TaskGenerator] = {}
         self._cache: dict[tuple[str, int, int], Task | None] = {}
+        self.sources: dict[str, str] = {}  # domain name -> what was configured (name or YAML path)
+
+    def source(self, task: Task) -> str:
+        return self.sources.get(task.domain, task.domain)
 
     def get(self, domain: str, seed: int, length: int) -> Task | None:
         key = (domain, seed, length)
         if key not in self._cache:
             gen = self._gens.get(domain)
             if gen is None:
-                gen = self._gens[domain] = TaskGenerator(get_domain(domain), self.options)
+                dom = get_domain(domain)
+                gen = self._gens[domain] = TaskGenerator(dom, self.options)
+                self.sources[dom.name] = domain
             try:
                 self._cache[key] = gen.generate(seed, length)
             except TaskGenerationError:
@@ -74,9 +80,10 @@ def domain_tools(domain: str) -> list[ToolSpecView]:
 
 
 async def run_one(task: Task, agent: Any, *, trial: int = 0, user_mode: str = "per_turn",
-                  limits: Limits | None = None, run_id: str = "train") -> Trajectory:
+                  limits: Limits | None = None, run_id: str = "train", domain: str | None = None) -> Trajectory:
+    """``domain``: where the task's domain lives (a YAML path) when not a built-in name."""
     eid = f"{task.id}-t{trial}"
-    spec = SandboxSpec(backend="inline", domain=task.domain, seed=task.seed, run_id=run_id, episode_id=eid)
+    spec = SandboxSpec(backend="inline", domain=domain or task.domain, seed=task.seed, run_id=run_id, episode_id=eid)
     try:
         sandbox = await create_sandbox(spec)
     except Exception as exc:  # the tool server never came up: not the policy's fault
@@ -91,19 +98,21 @@ async def run_one(task: Task, agent: Any, *, trial: int = 0, user_mode: str = "p
 
 async def run_many(tasks: Sequence[Task], make_agent: Callable[[], Any], *, trials: int = 1,
                    user_mode: str = "per_turn", limits: Limits | None = None,
-                   concurrency: int = 64) -> list[Trajectory]:
+                   concurrency: int = 64, sources: dict[str, str] | None = None) -> list[Trajectory]:
     """Every task ``trials`` times, concurrently; results in order (task-major, so the trials
     of one task are adjacent: a GRPO group)."""
     sem = asyncio.Semaphore(concurrency)
 
     async def one(task: Task, trial: int) -> Trajectory:
         async with sem:
-            return await run_one(task, make_agent(), trial=trial, user_mode=user_mode, limits=limits)
+            return await run_one(task, make_agent(), trial=trial, user_mode=user_mode, limits=limits,
+                                 domain=(sources or {}).get(task.domain))
 
     return list(await asyncio.gather(*(one(t, k) for t in tasks for k in range(trials))))
 
 
-def oracle_episodes(tasks: Sequence[Task], user_mode: str = "per_turn") -> list[Trajectory]:
+def oracle_episodes(tasks: Sequence[Task], user_mode: str = "per_turn",
+                    sources: dict[str, str] | None = None) -> list[Trajectory]:
     from toolzoo.agents.scripted import OracleAgent
 
-    return asyncio.run(run_many(tasks, OracleAgent, user_mode=user_mode))
+    return asyncio.run(run_many(tasks, OracleAgent, user_mode=user_mode, sources=sources))

@@ -45,10 +45,11 @@ def summarize(trajs: Sequence[Trajectory]) -> dict[str, Any]:
 
 
 def evaluate(agent, tasks: Sequence[Task], *, user_mode: str = "per_turn", limits: Limits | None = None,
-             save_to: Path | None = None) -> dict[str, Any]:
+             save_to: Path | None = None, sources: dict[str, str] | None = None) -> dict[str, Any]:
     """Run ``tasks`` once each with ``agent`` (shared across episodes). With ``save_to``, also
     write a run folder (trajectories.jsonl + the ``toolzoo report`` files)."""
-    trajs = asyncio.run(run_many(tasks, lambda: agent, user_mode=user_mode, limits=limits))
+    trajs = asyncio.run(run_many(tasks, lambda: agent, user_mode=user_mode, limits=limits,
+                                       sources=sources))
     out = summarize(trajs)
     if save_to is not None:
         save_to.mkdir(parents=True, exist_ok=True)

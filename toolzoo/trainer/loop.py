@@ -118,7 +118,8 @@ def grpo_phase(ctx: Context) -> Phase:
         t0 = time.perf_counter()
         tasks = [_train_task(ctx) for _ in range(cfg.batch)]
         trajs = asyncio.run(run_many(tasks, lambda: agent, trials=cfg.group_size, user_mode=cfg.user_mode,
-                                     limits=ctx.limits, concurrency=cfg.batch * cfg.group_size))
+                                     limits=ctx.limits, concurrency=cfg.batch * cfg.group_size,
+                                     sources=ctx.tasks.sources))
         t_roll = time.perf_counter() - t0
         rollouts, successes, dropped = [], [], 0
         for g in range(cfg.batch):
@@ -132,7 +133,7 @@ def grpo_phase(ctx: Context) -> Phase:
                 lengths = torch.tensor([_sampled_tokens(t.messages) for t in group], dtype=torch.float)
                 pen = overlong_penalty(lengths, cfg.max_completion_length, cfg.overlong.cache)
                 rewards = [r + float(p) for r, p in zip(rewards, pen)]
-            tools = domain_tools(group[0].task.domain) if _needs_tools(group) else None
+            tools = domain_tools(ctx.tasks.source(group[0].task)) if _needs_tools(group) else None
             rollouts += [Rollout.from_messages(t.messages, r, ctx.tokenizer, tools) for t, r in zip(group, rewards)]
         if not rollouts:
             return {"loss": 0.0, "skipped": True, "groups_dropped": dropped, "rollout_s": t_roll}
@@ -412,7 +413,8 @@ def _eval(ctx: Context, save_to: Path | None = None) -> dict[str, Any]:
     tasks = eval_tasks(ctx.tasks, cfg.domains, cfg.eval.lengths, cfg.eval.tasks_per_length, cfg.eval.seed)
     agent = HFAgent(model=ctx.model, tokenizer=ctx.tokenizer, greedy=True, max_new_tokens=cfg.rollout.max_new_tokens)
     t0 = time.perf_counter()
-    res = evaluate(agent, tasks, user_mode=cfg.user_mode, limits=ctx.limits, save_to=save_to)
+    res = evaluate(agent, tasks, user_mode=cfg.user_mode, limits=ctx.limits, save_to=save_to,
+                   sources=ctx.tasks.sources)
     res["seconds"] = round(time.perf_counter() - t0, 3)
     return res
 

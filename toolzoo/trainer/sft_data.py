@@ -67,7 +67,8 @@ def load_conversations(source: str, *, domains: Sequence[str], tasks: Sequence[T
     """Conversations for SFT; ``tasks`` are used by the ``oracle`` source."""
     tools_of = _tools_resolver(domains)
     if source == "oracle":
-        trajs = oracle_episodes(tasks, user_mode=user_mode)
+        trajs = oracle_episodes(tasks, user_mode=user_mode,
+                                sources={get_domain(d).name: d for d in domains})
         return from_trajectories(trajs, min_score, tools_of)
     path = Path(source)
     if path.is_dir():
