@@ -136,7 +136,8 @@ def _run(args: argparse.Namespace) -> int:
         summary = run_on_ray(config, address=args.ray or None, resume=args.resume, overwrite=args.overwrite)
     else:
         try:
-            summary = asyncio.run(Runner(config, resume=args.resume, overwrite=args.overwrite).run(progress=not args.quiet))
+            runner = Runner(config, resume=args.resume, overwrite=args.overwrite, base_dir=Path(args.config).parent)
+            summary = asyncio.run(runner.run(progress=not args.quiet))
         except FileExistsError as exc:
             err_console.print(f"[red]error[/red] {exc}")
             return 2
@@ -160,8 +161,79 @@ def _run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from toolzoo.analysis.report import report_command
+    from toolzoo.rubrics.apply import audit_table
 
-    return report_command(args.runs, args.out, args.log_scale)
+    code = report_command(args.runs, args.out, args.log_scale)
+    for run in args.runs:
+        summary_path = Path(run) / "summary.json"
+        if summary_path.exists():
+            table = audit_table(json.loads(summary_path.read_text()))
+            if table is not None:
+                console.print(table)
+    return code
+
+
+def _rubric_validate(args: argparse.Namespace) -> int:
+    from toolzoo.rubrics.commands import validate_command
+
+    return validate_command(args.files)
+
+
+def _rubric_generate(args: argparse.Namespace) -> int:
+    from toolzoo.rubrics.commands import generate_command, task_from_run
+
+    if args.run:
+        if not args.episode:
+            err_console.print("[red]error[/red] --run needs --episode ID")
+            return 2
+        task = task_from_run(args.run, args.episode)
+    elif args.task:
+        from toolzoo.envs.taskgen import TaskGenerator
+        from toolzoo.tools.zoo import get_domain
+
+        try:
+            domain, seed, length = args.task.rsplit(":", 2)
+            task = TaskGenerator(get_domain(domain)).generate(int(seed), int(length))
+        except ValueError:
+            err_console.print("[red]error[/red] --task takes DOMAIN:SEED:LENGTH")
+            return 2
+    else:
+        err_console.print("[red]error[/red] give --task DOMAIN:SEED:LENGTH or --run RUN --episode ID")
+        return 2
+    return generate_command(task, base_url=args.base_url, model=args.model, out=args.out,
+                            api_key_env=args.api_key_env, attempts=args.attempts)
+
+
+def _export_sft(args: argparse.Namespace) -> int:
+    from toolzoo.rubrics.commands import export_sft_command
+
+    return export_sft_command(args.run, args.out, args.min_score, args.score, args.args_as)
+
+
+def _k8s_render(args: argparse.Namespace) -> int:
+    from toolzoo.cluster.k8s_render import render_command
+
+    return render_command(args.config, args.overlay, args.out, check=args.check)
+
+
+def _import_mcp(args: argparse.Namespace) -> int:
+    import shlex
+
+    from toolzoo.tools.mcp_import import import_mcp_command
+
+    if (args.command is None) == (args.url is None):
+        err_console.print("[red]error[/red] give exactly one of --command or --url")
+        return 2
+    command = shlex.split(args.command) if args.command else None
+    return import_mcp_command(command, args.url, args.out, simulate=args.simulate, name=args.name)
+
+
+def _serve_model(args: argparse.Namespace) -> int:
+    from toolzoo.trainer.serve import serve_model
+
+    serve_model(args.checkpoint, host=args.host, port=args.port, model_name=args.model_name,
+                max_new_tokens=args.max_new_tokens)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,6 +266,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the report (default: the first run's folder)")
     p.add_argument("--log-scale", action="store_true", help="log-scale length axis")
     p.set_defaults(func=_report)
+
+    rubric = sub.add_parser("rubric", help="rubrics: validate and generate").add_subparsers(dest="rubric_command", required=True)
+    p = rubric.add_parser("validate", help="validate rubric YAML files")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=_rubric_validate)
+    p = rubric.add_parser("generate", help="an LLM writes a task-specific rubric (RaR-style)")
+    p.add_argument("--task", help="DOMAIN:SEED:LENGTH of a generated task")
+    p.add_argument("--run", help="a run folder (with --episode)")
+    p.add_argument("--episode", help="an episode or task id in --run")
+    p.add_argument("--base-url", default=None)
+    p.add_argument("--model", required=True)
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY")
+    p.add_argument("--attempts", type=int, default=3)
+    p.add_argument("--out", help="write the rubric YAML here (default: stdout)")
+    p.set_defaults(func=_rubric_generate)
+
+    export = sub.add_parser("export", help="export trajectories").add_subparsers(dest="export_command", required=True)
+    p = export.add_parser("sft", help="judge-filtered chat JSONL (with tool definitions) for SFT")
+    p.add_argument("run")
+    p.add_argument("--out", required=True)
+    p.add_argument("--min-score", type=float, default=1.0)
+    p.add_argument("--score", default=None, help="which score to filter on (default: the combined reward)")
+    p.add_argument("--args-as", choices=["string", "object"], default="string")
+    p.set_defaults(func=_export_sft)
+
+    p = zoo.add_parser("import-mcp", help="write a domain YAML for a real MCP server's tools")
+    p.add_argument("--command", help="the server's command line (quoted), run over stdio")
+    p.add_argument("--url", help="a streamable-HTTP server URL")
+    p.add_argument("--out", required=True)
+    p.add_argument("--simulate", action="store_true", help="tools simulated by an LLM instead of passed through")
+    p.add_argument("--name", help="domain name (default: from the server)")
+    p.set_defaults(func=_import_mcp)
+
+    k8s = sub.add_parser("k8s", help="Kubernetes manifests").add_subparsers(dest="k8s_command", required=True)
+    p = k8s.add_parser("render", help="print the manifests (kustomize base + overlay) for a run or train config")
+    p.add_argument("config", nargs="?")
+    p.add_argument("--overlay", default="dev", choices=["dev", "gpu", "gvisor"])
+    p.add_argument("--out")
+    p.add_argument("--check", action="store_true", help="validate strictly against the official schemas first")
+    p.set_defaults(func=_k8s_render)
+
+    p = sub.add_parser("serve-model", help="an OpenAI-compatible chat-completions server for a local checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model-name", default=None)
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.set_defaults(func=_serve_model)
 
     p = sub.add_parser("schema", help="print the JSON Schema of a YAML format")
     p.add_argument("format", choices=["domain", "rubric", "run", "train"])

@@ -122,6 +122,8 @@ def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
         raise LoadError([Problem(file, line, "<yaml>", f"YAML syntax error: {exc.problem or exc}")]) from None
     except yaml.YAMLError as exc:
         raise LoadError([Problem(file, None, "<yaml>", f"YAML error: {exc}")]) from None
+    except TypeError as exc:  # e.g. a list used as a mapping key: `? [a]: 1`
+        raise LoadError([Problem(file, None, "<yaml>", f"unsupported YAML: {exc}")]) from None
     return data, source
 
 

@@ -1,9 +1,9 @@
 """A run whose rubric has only check items needs no LLM: the oracle scores 1.0, the noisy
 oracle lower, exactly on the episodes the verifiable judge fails.
 
-The runner does not call the judges yet (``toolzoo.envs.runner`` owns that hook); until it does,
-rubric scores are applied here with ``build_judges(...).apply`` over the stored trajectories,
-which is what the hook will run after each episode."""
+The oracle run goes through the Runner, which applies the rubric after each episode; the
+noisy-oracle trajectories are re-judged here with ``build_judges(...).apply`` (what the runner
+runs after each episode) so one run serves several rubrics."""
 
 from __future__ import annotations
 
@@ -43,8 +43,7 @@ def judged(cfg, trajs, run_dir: Path, rubric_path: Path):
 
     async def go():
         for t in trajs:
-            if "retail_checks" not in t.scores:  # the runner hook did not run (yet)
-                await js.apply(t.task, t)
+            await js.apply(t.task, t)
         await js.aclose()
     asyncio.run(go())
     assert js.judges[0].llm is None  # no endpoint was needed
@@ -61,8 +60,8 @@ def rubric_file(tmp_path_factory):
 def test_oracle_scores_one(tmp_path, rubric_file):
     cfg, summary, trajs = run_small(tmp_path / "oracle", {"kind": "oracle"},
                                     judges=["verifiable", {"rubric": str(rubric_file)}], tasks=5)
-    trajs = judged(cfg, trajs, tmp_path / "oracle", rubric_file)
-    assert len(trajs) == 15
+    assert len(trajs) == 15  # judged by the runner itself
+    assert summary["rubrics"]["retail_checks"]["mean"] == 1.0
     assert all(t.scores["retail_checks"].value == 1.0 and t.outcome.reward == 1.0 for t in trajs)
     blocks = summary_blocks(trajs)
     assert blocks["rubrics"]["retail_checks"]["mean"] == 1.0

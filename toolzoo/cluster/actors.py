@@ -26,7 +26,7 @@ from ray.exceptions import GetTimeoutError, RayActorError
 from toolzoo.core import Outcome, Trajectory
 from toolzoo.envs.factories import AgentFactory, UserFactory
 from toolzoo.envs.run_config import RunConfig
-from toolzoo.envs.runner import Job, Runner, TaskCache
+from toolzoo.envs.runner import Job, Runner
 
 # (agents, weights, version) -> None: installs a learner's weights in a worker's agent factory.
 WeightLoader = Callable[[AgentFactory, Any, int], None]
@@ -36,20 +36,19 @@ class _WorkerRunner(Runner):
     """The Runner's per-episode machinery (task cache, sandbox creation, infra retries) without
     its store: on Ray the driver is the only writer."""
 
-    def __init__(self, config: RunConfig, run_id: str):  # noqa: D107 (no super(): no store, no output dir)
-        self.config = config
-        self.run_id = run_id
-        self.tasks = TaskCache(config)
-        self.on_episode = None
+    def __init__(self, config: RunConfig, run_id: str, base_dir: str | None = None):
+        kw = {"base_dir": base_dir} if base_dir is not None else {}
+        super().__init__(config, run_id=run_id, **kw)  # its store is never opened here
 
 
 class RolloutWorkerImpl:
     """Runs episodes concurrently; tags each with the policy version it started under."""
 
-    def __init__(self, config_json: str, run_id: str, name: str, load_weights: WeightLoader | None = None):
+    def __init__(self, config_json: str, run_id: str, name: str, load_weights: WeightLoader | None = None,
+                 base_dir: str | None = None):
         self.config = RunConfig.model_validate_json(config_json)
         self.name = name
-        self.runner = _WorkerRunner(self.config, run_id)
+        self.runner = _WorkerRunner(self.config, run_id, base_dir)
         self.agents = AgentFactory(self.config.agent)
         self.users = UserFactory(self.config.user)
         self.load_weights = load_weights
@@ -92,16 +91,21 @@ class JudgeWorkerImpl:
     """Applies the run's judges (``toolzoo.rubrics.apply.build_judges``) to trajectories.
     LLM judges wait on endpoints, so one actor judges many trajectories at once."""
 
-    def __init__(self, config_json: str, run_dir: str, factory: str = BUILD_JUDGES):
-        module, fn = factory.split(":")  # gated by judges_available() for the default
-        build_judges = getattr(importlib.import_module(module), fn)
+    def __init__(self, config_json: str, run_dir: str, factory: str = BUILD_JUDGES, base_dir: str | None = None):
         self.config = RunConfig.model_validate_json(config_json)
-        self.judges = build_judges(self.config.judges, run_dir)
+        runner = _WorkerRunner(self.config, "judge", base_dir)
+        if factory == BUILD_JUDGES and hasattr(runner, "build_judges"):
+            self.judges = runner.build_judges()  # exactly the asyncio Runner's judges
+        else:
+            module, fn = factory.split(":")
+            self.judges = getattr(importlib.import_module(module), fn)(self.config.judges, run_dir)
 
     async def judge(self, traj_json: str) -> str:
         from toolzoo.rubrics.base import JudgeError
 
         traj = Trajectory.model_validate_json(traj_json)
+        if traj.outcome is None or traj.outcome.failure in ("infra", "user_sim"):
+            return traj_json  # as the Runner: nothing to judge
         try:
             result = await self.judges.apply(traj.task, traj)
             if isinstance(result, Trajectory):
@@ -237,23 +241,25 @@ def wait_any(refs: list[Any], timeout: float | None = None) -> list[Any]:
 
 
 def rollout_pool(config: RunConfig, run_id: str, *, size: int, worker_cpus: float = 1.0,
-                 load_weights: WeightLoader | None = None, name: str = "rollout") -> ResilientPool:
+                 load_weights: WeightLoader | None = None, name: str = "rollout",
+                 base_dir: str | None = None) -> ResilientPool:
     config_json = config.model_dump_json()
 
     def make(index: int, generation: int) -> Any:
         return RolloutWorker.options(max_concurrency=config.concurrency, num_cpus=worker_cpus, max_restarts=0,
                                      max_task_retries=0).remote(config_json, run_id, f"{name}-{index}.{generation}",
-                                                                load_weights)
+                                                                load_weights, base_dir)
 
     return ResilientPool(make, "run_job", size=size, window=config.concurrency)
 
 
-def judge_pool(config: RunConfig, run_dir: str, *, size: int = 1, factory: str = BUILD_JUDGES) -> ResilientPool:
+def judge_pool(config: RunConfig, run_dir: str, *, size: int = 1, factory: str = BUILD_JUDGES,
+               base_dir: str | None = None) -> ResilientPool:
     config_json = config.model_dump_json()
 
     def make(index: int, generation: int) -> Any:
         # No CPU reservation: judges wait on endpoints, and rollout workers hold the cores.
         return JudgeWorker.options(max_concurrency=config.concurrency, num_cpus=0, max_restarts=0,
-                                   max_task_retries=0).remote(config_json, run_dir, factory)
+                                   max_task_retries=0).remote(config_json, run_dir, factory, base_dir)
 
     return ResilientPool(make, "judge", size=size, window=config.concurrency)

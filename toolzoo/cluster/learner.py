@@ -15,6 +15,7 @@ trains).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from pydantic import BaseModel
 
 from toolzoo.core import Trajectory
 from toolzoo.envs.run_config import RunConfig
-from toolzoo.envs.runner import Job, plan_jobs
+from toolzoo.envs.runner import Job, TaskCache, plan_jobs
 
 VERSION_KEY = "policy_version"
 
@@ -106,10 +107,11 @@ class TrajectoryFeed:
 def job_stream(config: RunConfig) -> Iterator[Job]:
     """The run's jobs, over and over; each pass gets fresh trial numbers, so episode ids stay
     unique and seeded agents draw new randomness."""
-    base = plan_jobs(config)
+    suite = getattr(TaskCache(config), "suite", None)
+    base = plan_jobs(config, suite) if suite is not None else plan_jobs(config)
     for epoch in itertools.count():
         for job in base:
-            yield Job(job.domain, job.length, job.task_seed, job.trial + epoch * config.trials)
+            yield dataclasses.replace(job, trial=job.trial + epoch * config.trials)
 
 
 @dataclass

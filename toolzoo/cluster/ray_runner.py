@@ -10,6 +10,7 @@ while a replacement starts; an episode id already stored is never stored again.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from toolzoo.cluster.actors import (
@@ -37,7 +38,8 @@ class RayRunner:
                  overwrite: bool = False, num_workers: int | None = None, worker_cpus: float = 1.0,
                  judge_workers: int = 1, judges_factory: str | None = None,
                  on_episode: Callable[[Trajectory], None] | None = None,
-                 run_id: str | None = None, num_cpus: int | None = None, object_store_mb: int | None = None):
+                 run_id: str | None = None, num_cpus: int | None = None, object_store_mb: int | None = None,
+                 base_dir: str | Path | None = None):
         self.config = config
         self.address = address
         self.num_workers = num_workers
@@ -47,18 +49,21 @@ class RayRunner:
         self.on_episode = on_episode
         self.ray_kwargs = {"num_cpus": num_cpus, "object_store_mb": object_store_mb}
         # The plain Runner owns what both drivers share: output folder, store, resume, episode ids.
-        self.local = Runner(config, resume=resume, overwrite=overwrite, run_id=run_id)
+        self.base_dir = None if base_dir is None else str(base_dir)  # where relative rubric paths start
+        kw = {"base_dir": base_dir} if base_dir is not None else {}
+        self.local = Runner(config, resume=resume, overwrite=overwrite, run_id=run_id, **kw)
         self.pool: ResilientPool | None = None
         self.judges: ResilientPool | None = None
         self.duplicates = 0
         self._judging: dict[str, str] = {}  # episode id -> trajectory JSON waiting for its judges
 
     def run(self, progress: bool = True) -> dict[str, Any]:
+        jobs = self.local.prepare()  # before Ray starts: a FileExistsError should cost nothing
         info = init_ray(self.address, **self.ray_kwargs)
-        jobs = self.local.prepare()
         store = self.local.store
         stored = store.repair()  # ids already on disk: the dedupe set
-        total = len(plan_jobs(self.config))
+        suite = getattr(self.local.tasks, "suite", None)  # a hand-written task suite, if the run has one
+        total = len(plan_jobs(self.config, suite) if suite is not None else plan_jobs(self.config))
         stats = {"done": len(stored), "ok": 0, "judged": 0, "infra": 0}
         want_judges = judges_needed(self.config) and (self.judges_factory is not None or judges_available())
         size = self.num_workers or max(1, int(info.cpus // max(self.worker_cpus, 1e-9)) or 1)
@@ -86,10 +91,11 @@ class RayRunner:
         try:
             with bar:
                 if jobs:
-                    self.pool = rollout_pool(self.config, self.local.run_id, size=size, worker_cpus=self.worker_cpus)
+                    self.pool = rollout_pool(self.config, self.local.run_id, size=size, worker_cpus=self.worker_cpus,
+                                             base_dir=self.base_dir)
                     if want_judges:
                         self.judges = judge_pool(self.config, str(self.local.out), size=self.judge_workers,
-                                                 factory=self.judges_factory or BUILD_JUDGES)
+                                                 factory=self.judges_factory or BUILD_JUDGES, base_dir=self.base_dir)
                     for job in jobs:
                         self.pool.submit(job, job)
                     self._drive(keep)
@@ -98,7 +104,12 @@ class RayRunner:
             for pool in (self.pool, self.judges):
                 if pool is not None:
                     pool.shutdown()
-        summary = summarize(list(store))
+        trajectories = list(store)
+        summary = summarize(trajectories)
+        if judges_available():  # the rubric blocks the asyncio Runner adds
+            from toolzoo.rubrics.apply import summary_blocks
+
+            summary.update(summary_blocks(trajectories))
         summary["seconds"] = round(time.perf_counter() - started, 3)
         summary["run"] = self.config.run
         summary["ray"] = {"address": info.address, "workers": size,
@@ -138,7 +149,8 @@ class RayRunner:
         try:
             task = self.local.tasks.get(job)
         except TaskGenerationError:
-            task = Task(id=eid.rsplit("-t", 1)[0], domain=job.domain, seed=job.task_seed, length=job.length, subtasks=[])
+            task = Task(id=eid.rsplit("-t", 1)[0], domain=job.domain, seed=job.task_seed, length=job.length,
+                        subtasks=[])
         return Trajectory(episode_id=eid, task=task, trial=job.trial,
                           outcome=Outcome(success=False, failure="infra", reason=f"ray: {done.error}"))
 

@@ -96,7 +96,8 @@ def summarize(trajectories: list[Trajectory]) -> dict[str, Any]:
 
 class Runner:
     def __init__(self, config: RunConfig, *, resume: bool = False, overwrite: bool = False,
-                 on_episode: Callable[[Trajectory], None] | None = None, run_id: str | None = None):
+                 on_episode: Callable[[Trajectory], None] | None = None, run_id: str | None = None,
+                 base_dir: str | Path | None = None):
         self.config = config
         self.out = Path(config.output)
         self.resume = resume
@@ -105,6 +106,15 @@ class Runner:
         self.run_id = run_id or config.run
         self.store = TrajectoryStore(self.out / "trajectories.jsonl")
         self.tasks = TaskCache(config)
+        self.base_dir = base_dir  # where relative rubric paths start (the config's folder)
+
+    def build_judges(self) -> Any:
+        """The run's judges beyond the verifiable one (rubrics), built once; a bad rubric file
+        or a missing judge endpoint fails the run here, before any episode."""
+        from toolzoo.rubrics.apply import build_judges
+
+        return build_judges(self.config.judges, self.out, None, combine=self.config.judge_combine,
+                            weights=self.config.judge_weights, domains=self.config.domains, base_dir=self.base_dir)
 
     def prepare(self) -> list[Job]:
         if self.store.path.exists() and not (self.resume or self.overwrite):
@@ -160,6 +170,7 @@ class Runner:
 
     async def run(self, progress: bool = True) -> dict[str, Any]:
         jobs = self.prepare()
+        judges = self.build_judges()
         agents, users = AgentFactory(self.config.agent), UserFactory(self.config.user)
         total = len(plan_jobs(self.config, self.tasks.suite))
         stats = {"done": total - len(jobs), "ok": 0, "judged": 0, "infra": 0}
@@ -169,6 +180,8 @@ class Runner:
         async def one(job: Job) -> None:
             async with sem:
                 traj = await self.run_job(job, agents, users)
+                if traj.outcome is not None and traj.outcome.failure not in ("infra", "user_sim"):
+                    await judges.apply(traj.task, traj)
             self.store.append(traj)
             if self.on_episode:
                 self.on_episode(traj)
@@ -189,7 +202,12 @@ class Runner:
             self.store.close()
             await agents.aclose()
             await users.aclose()
-        summary = summarize(list(self.store))
+            await judges.aclose()
+        from toolzoo.rubrics.apply import summary_blocks
+
+        trajectories = list(self.store)
+        summary = summarize(trajectories)
+        summary.update(summary_blocks(trajectories))
         summary["seconds"] = round(time.perf_counter() - started, 3)
         summary["run"] = self.config.run
         _merge_json(self.out / "summary.json", summary)

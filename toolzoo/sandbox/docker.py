@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from toolzoo.sandbox.base import ExecResult, SandboxSpec, deadline_for
-from toolzoo.sandbox.limits import WORKSPACE, container_path
+from toolzoo.sandbox.limits import WORKSPACE, container_path, kill_group, proc_info
 from toolzoo.sandbox.reaper import RegistryEntry, process_start_time, record, unrecord
 from toolzoo.tools.session import MCPSession, ToolSession, stdio_params
 
@@ -66,6 +66,11 @@ def ensure_image(image: str = DEFAULT_IMAGE) -> str:
     subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, env=os.environ | {"TOOLZOO_IMAGE": image})
     docker_client().images.get(image)
     return image
+
+
+def kill_group_if(pid: int, comm: str) -> bool:
+    info = proc_info(pid)
+    return info is not None and info["cmdline"].startswith(comm) and info["pgid"] == pid and kill_group(pid)
 
 
 class DockerSandbox:
@@ -174,10 +179,10 @@ class DockerSandbox:
             except (socket.timeout, TimeoutError):
                 timed_out = True
         finally:
-            if truncated or timed_out:
-                self._kill_exec(token)
             with contextlib.suppress(Exception):
                 sock.close()
+            if truncated or timed_out:
+                self._kill_exec(eid, token)
         code = None
         for _ in range(50):
             info = api.exec_inspect(eid)
@@ -192,10 +197,14 @@ class DockerSandbox:
         return ExecResult(stdout=out.decode(errors="replace"), stderr=bytes(bufs[2]).decode(errors="replace"),
                           exit_code=code, timed_out=timed_out, truncated=truncated), out
 
-    def _kill_exec(self, token: str) -> None:
+    def _kill_exec(self, eid: str, token: str) -> None:
+        """Kill an exec's whole process group: from the host when dockerd shares our pid
+        namespace (fast, works while the container is busy), else from inside, detached."""
+        pid = (docker_client().api.exec_inspect(eid) or {}).get("Pid") or 0
+        if pid and kill_group_if(pid, "timeout"):
+            return
         with contextlib.suppress(Exception):
-            self.container.exec_run(["/bin/sh", "-c", f"kill -9 -$(cat /tmp/.exec-{token}) 2>/dev/null; "
-                                                      f"rm -f /tmp/.exec-{token}"])
+            self.container.exec_run(["/bin/sh", "-c", f"kill -9 -$(cat /tmp/.exec-{token})"], detach=True)
 
     # -- files ------------------------------------------------------------------------------
     async def read_file(self, path: str) -> bytes:

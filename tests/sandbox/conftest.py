@@ -1,0 +1,105 @@
+"""Shared fixtures for the sandbox suites.
+
+``BACKENDS`` is the list the conformance suite runs over; a new tier appends a
+``pytest.param("name", marks=...)`` here (with a skip mark naming why it cannot run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+
+import pytest
+
+from toolzoo.sandbox.base import LABEL_PART_OF, LABEL_RUN, SandboxLimits, SandboxSpec
+
+
+def _docker_reason() -> str | None:
+    try:
+        from toolzoo.sandbox.docker import docker_available, ensure_image
+
+        ok, why = docker_available()
+        if not ok:
+            return why
+        ensure_image()
+        return None
+    except Exception as exc:  # no SDK, no daemon, image build failed
+        return f"docker unavailable: {type(exc).__name__}: {exc}"
+
+
+DOCKER_SKIP = _docker_reason()
+BWRAP_SKIP = None if shutil.which("bwrap") else "bubblewrap (bwrap) is not installed"
+
+needs_docker = pytest.mark.skipif(DOCKER_SKIP is not None, reason=str(DOCKER_SKIP))
+needs_bwrap = pytest.mark.skipif(BWRAP_SKIP is not None, reason=str(BWRAP_SKIP))
+
+BACKENDS = [
+    pytest.param("inline", id="inline"),
+    pytest.param("process", id="process", marks=needs_bwrap),
+    pytest.param("docker", id="docker", marks=needs_docker),
+]
+# Tiers that run code (exec, files, escape suite).
+CODE_BACKENDS = [p for p in BACKENDS if p.values[0] != "inline"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _state_dir(tmp_path_factory):
+    # A private registry, so gc in these tests never touches another run's sandboxes.
+    d = tmp_path_factory.mktemp("toolzoo-state")
+    old = os.environ.get("TOOLZOO_STATE_DIR")
+    os.environ["TOOLZOO_STATE_DIR"] = str(d)
+    yield d
+    if old is None:
+        os.environ.pop("TOOLZOO_STATE_DIR", None)
+    else:
+        os.environ["TOOLZOO_STATE_DIR"] = old
+
+
+@pytest.fixture
+def run_id() -> str:
+    return f"t-{uuid.uuid4().hex[:8]}"
+
+
+def make_spec(backend: str, run_id: str, **limits) -> SandboxSpec:
+    lim = {"wall_time_s": 120.0, "memory_mb": 512, "pids": 64, "output_bytes": 100_000} | limits
+    return SandboxSpec(backend=backend, domain="retail_orders", seed=1, run_id=run_id,
+                       episode_id=f"ep-{uuid.uuid4().hex[:6]}", limits=SandboxLimits(**lim))
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def leftover_processes(marker: str) -> list[int]:
+    from toolzoo.sandbox.limits import find_marked
+
+    return find_marked(marker)
+
+
+def leftover_containers(run_id: str) -> list[str]:
+    if DOCKER_SKIP is not None:
+        return []
+    from toolzoo.sandbox.docker import docker_client
+
+    cs = docker_client().containers.list(all=True, filters={"label": [f"{LABEL_PART_OF}=toolzoo",
+                                                                      f"{LABEL_RUN}={run_id}"]})
+    return [c.name for c in cs]
+
+
+def leftovers(sb_or_marker, run_id: str) -> dict:
+    """Everything a sandbox could leave behind: processes, containers, workspace, registry."""
+    from toolzoo.sandbox.reaper import entries
+
+    from toolzoo.sandbox.limits import pids_where
+
+    marker = getattr(sb_or_marker, "sandbox_id", None) or str(sb_or_marker)
+    ws = getattr(sb_or_marker, "workspace", None)
+    uid = getattr(sb_or_marker, "uid", None)
+    procs = leftover_processes(marker) + (pids_where(lambda i: i["uid"] == uid) if uid is not None else [])
+    return {"processes": sorted(set(procs)), "containers": leftover_containers(run_id),
+            "workspace": bool(ws and os.path.exists(ws)), "registry": [e.sandbox_id for _, e in entries(run_id)]}
+
+
+NOTHING = {"processes": [], "containers": [], "workspace": False, "registry": []}
