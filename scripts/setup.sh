@@ -9,8 +9,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=".venv/.toolzoo-installed-${extras:-base}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip
+  # (the grep drops pip's notes about local index folders this machine's pip config names)
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | { grep -v "is ignored: it is neither" || true; }
   # torch is pinned to a range that a CPU wheel satisfies (never a bare `torch`).
-  .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
+  .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}" 2>&1 \
+    | { grep -v -e "is ignored: it is neither" -e "BuildBackendWarning" || true; }
+  test "${PIPESTATUS[0]}" = 0
   touch "$stamp"
 fi

@@ -130,17 +130,18 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if args.output:
         config.output = args.output
-    if args.ray is not None:
-        from toolzoo.cluster.ray_runner import run_on_ray
+    try:
+        if args.ray is not None:
+            from toolzoo.cluster.ray_runner import run_on_ray
 
-        summary = run_on_ray(config, address=args.ray or None, resume=args.resume, overwrite=args.overwrite)
-    else:
-        try:
+            summary = run_on_ray(config, address=args.ray or None, resume=args.resume, overwrite=args.overwrite,
+                                 progress=not args.quiet, base_dir=Path(args.config).parent)
+        else:
             runner = Runner(config, resume=args.resume, overwrite=args.overwrite, base_dir=Path(args.config).parent)
             summary = asyncio.run(runner.run(progress=not args.quiet))
-        except FileExistsError as exc:
-            err_console.print(f"[red]error[/red] {exc}")
-            return 2
+    except FileExistsError as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        return 2
     _print_success_table(summary, f"{config.run}: success by length")
     if config.report and summary["episodes"]:
         from toolzoo.analysis.report import write_report

@@ -9,8 +9,8 @@ from kubernetes.client.exceptions import ApiException
 
 from toolzoo.sandbox.base import LABEL_RUN, SandboxLimits, SandboxSpec, create_sandbox
 from toolzoo.sandbox.k8s_double import FakeKubernetesAPI
-from toolzoo.sandbox.kubernetes import (SandboxStartError, create_kubernetes, gc_kubernetes, sandbox_pod_manifest,
-                                        use_api)
+from toolzoo.sandbox.k8s_manifests import sandbox_pod_manifest
+from toolzoo.sandbox.kubernetes import SandboxStartError, create_kubernetes, gc_kubernetes, use_api
 from toolzoo.tools.session import SessionClosed
 
 from .checks import check_sandbox

@@ -1,6 +1,8 @@
 """Every manifest the kubernetes tier produces validates strictly (built-ins with
 kubernetes_validate, the SandboxClaim against the agent-sandbox CRD schema)."""
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -10,8 +12,9 @@ from toolzoo.cluster.k8s_render import label_value as cluster_label_value
 from toolzoo.cluster.k8s_render import render_sandbox_pod
 from toolzoo.cluster.k8s_validate import validate_manifests
 from toolzoo.sandbox.base import LABEL_DEADLINE, LABEL_EPISODE, LABEL_PART_OF, LABEL_RUN, SandboxLimits, SandboxSpec
-from toolzoo.sandbox.kubernetes import (label_value, network_policy_manifest, run_selector, sandbox_claim_manifest,
-                                        sandbox_pod_manifest)
+from toolzoo.sandbox.k8s_manifests import (label_value, load_docs, manifests_dir, render_network_policy,
+                                           sandbox_claim_manifest, sandbox_pod_manifest)
+from toolzoo.sandbox.kubernetes import run_selector
 
 
 def _spec(**kw):
@@ -36,21 +39,41 @@ def test_pod_validates_and_carries_labels_deadline_limits(options):
     assert pod["spec"].get("runtimeClassName") == options.get("runtime_class")
 
 
-def test_pod_agrees_with_the_cluster_renderer():
-    """Both read k8s/base/sandbox-pod.yaml: the security-relevant spec must not drift apart."""
+@pytest.mark.parametrize("options", [{}, {"runtime_class": "gvisor"}])
+def test_tier_pod_is_render_sandbox_pod_plus_only_the_tier_additions(options):
+    """The tier's pod is the cluster renderer's for the same inputs; these four additions are all
+    that may differ (anything else would be the two drifting apart again)."""
     deadline = time.time() + 90
-    mine = sandbox_pod_manifest(_spec(), deadline, "x", "toolzoo")
-    theirs = render_sandbox_pod("retail_orders", "run-1", "ep-3", 90,
-                                resources={"cpu": "0.5", "memory": "256Mi"})
-    for key in ("securityContext", "automountServiceAccountToken", "volumes", "restartPolicy"):
-        assert mine["spec"][key] == theirs["spec"][key]
-    a, b = mine["spec"]["containers"][0], theirs["spec"]["containers"][0]
-    for key in ("securityContext", "ports", "readinessProbe", "volumeMounts", "command", "resources"):
-        assert a[key] == b[key], key
+    mine = sandbox_pod_manifest(_spec(options=options, image="reg/tz:2"), deadline, "x", "ns1")
+    theirs = render_sandbox_pod("retail_orders", "run-1", "ep-3", mine["spec"]["activeDeadlineSeconds"], "reg/tz:2",
+                                {"cpu": "0.5", "memory": "256Mi"}, options.get("runtime_class"),
+                                namespace="ns1", name="x")
+    theirs["metadata"]["labels"][LABEL_DEADLINE] = str(int(deadline))
+    c = theirs["spec"]["containers"][0]
+    c["args"] += ["--seed", "7"]
+    c["workingDir"] = "/workspace"
+    c["env"].append({"name": "TOOLZOO_WORKSPACE", "value": "/workspace"})
+    assert mine == theirs
+
+
+def test_tier_pod_keeps_the_template_image_and_outlives_a_passed_deadline():
+    (template,) = load_docs(manifests_dir() / "base" / "sandbox-pod.yaml")
+    pod = sandbox_pod_manifest(_spec(), time.time() - 5, "late", "toolzoo")
+    assert pod["spec"]["containers"][0]["image"] == template["template"]["spec"]["containers"][0]["image"]
+    assert pod["spec"]["activeDeadlineSeconds"] == 1  # the kubelet ends it at once; creating it is not an error
+    with pytest.raises(ValueError):
+        render_sandbox_pod("retail_orders", "run-1", "ep-3", -5)
+
+
+def test_the_manifests_module_stays_below_the_cluster_layer():
+    code = ("import sys, toolzoo.sandbox.k8s_manifests, toolzoo.sandbox.kubernetes; "
+            "print(sorted(m for m in sys.modules if m.startswith('toolzoo.cluster')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_network_policy_denies_egress_for_the_run_only():
-    policy = network_policy_manifest("run/with:odd chars", "toolzoo")
+    policy = render_network_policy("run/with:odd chars", "toolzoo")
     assert validate_manifests([policy]) == []
     assert policy["spec"]["egress"] == [] and "Egress" in policy["spec"]["policyTypes"]
     assert policy["spec"]["podSelector"]["matchLabels"][LABEL_RUN] == label_value("run/with:odd chars")

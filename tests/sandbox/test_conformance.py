@@ -82,7 +82,7 @@ def test_exec_and_files(backend, run_id):
             assert await sb.read_file("sub/data.bin") == b"\x00\x01hello\xff"
             assert await sb.read_file("/workspace/sub/data.bin") == b"\x00\x01hello\xff"
             r = await sb.exec("cat sub/data.bin | wc -c; echo err >&2; exit 3")
-            assert r.stdout.strip() == "10" and r.stderr.strip() == "err" and r.exit_code == 3
+            assert r.stdout.strip() == "8" and r.stderr.strip() == "err" and r.exit_code == 3
             assert not r.timed_out and not r.truncated
             r = await sb.exec(["python3", "-c", "import sys; print(sys.stdin.read()[::-1])"], stdin="abc")
             assert r.stdout.strip() == "cba" and r.exit_code == 0
@@ -144,11 +144,11 @@ def test_deadline_kill(backend, run_id):
         pytest.skip("inline runs in the driver's process: there is nothing to kill at the deadline")
 
     async def go():
-        sb = await create_sandbox(make_spec(backend, run_id, wall_time_s=4))
+        sb = await create_sandbox(make_spec(backend, run_id, wall_time_s=8))
         try:
-            assert sb.deadline - time.time() <= 4
+            assert sb.deadline - time.time() <= 8
             assert len(await sb.session.list_tools()) > 0
-            t_end = sb.deadline + 2.0
+            t_end = sb.deadline + 3.0
             while time.time() < t_end and sb.alive():
                 time.sleep(0.2)
             assert not sb.alive(), "the sandbox outlived its deadline"

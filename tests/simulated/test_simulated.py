@@ -164,3 +164,23 @@ def test_factory_seeds_per_episode(stub: OpenAIStub) -> None:
     assert draws[0] == draws[2] != draws[1]
     assert a.client is b.client and a.failure_rate == 0.5
     asyncio.run(factory.aclose())
+
+
+def test_inline_sandbox_passes_the_simulator(stub: OpenAIStub, tmp_path) -> None:
+    from toolzoo.sandbox.base import SandboxSpec, create_sandbox
+
+    stub.load({"default": reply({"temp": 21})})
+    path = tmp_path / "weather_sim.yaml"
+    path.write_text(DOMAIN)
+    factory = SimulatorFactory({"model": "stub", "base_url": stub.base_url, "max_retries": 0})
+
+    async def main():
+        sandbox = await create_sandbox(SandboxSpec(domain=str(path), options={"simulator": factory.make("ep1")}))
+        try:
+            return await sandbox.session.call_tool("get_reading", {"station": "s1"})
+        finally:
+            await sandbox.close()
+            await factory.aclose()
+
+    r = asyncio.run(main())
+    assert not r.is_error and r.structured == {"temp": 21}

@@ -71,3 +71,20 @@ def test_agent_contract_and_tokens(tiny_ckpt):
     assert reply.usage.completion_tokens == len(t.completion_ids)
     again = HFAgent(tiny_ckpt, max_new_tokens=8, seed=3).respond(msgs, [])
     assert again.tokens.completion_ids == t.completion_ids  # seeded sampling is reproducible
+
+
+def test_concurrent_acts_are_batched_and_match_single_decoding(tiny_ckpt):
+    """Many episodes at once share decodes; greedy replies equal one-at-a-time replies."""
+    agent = HFAgent(tiny_ckpt, greedy=True, max_new_tokens=10)
+    convs = [[Message(role="user", content=t)] for t in
+             ["Please refund my order o0042.", "Hi", "What is the status of order o0013?", "Cancel o0007"]]
+
+    async def all_at_once():
+        return await asyncio.gather(*(agent.act(c, []) for c in convs))
+
+    replies = asyncio.run(all_at_once())
+    assert agent.batches == 1  # four turns, one decode
+    for c, r in zip(convs, replies):
+        alone = agent.respond(c, [])
+        assert r.tokens.completion_ids == alone.tokens.completion_ids
+        assert r.tokens.prompt_ids == alone.tokens.prompt_ids

@@ -6,66 +6,46 @@ strategic-merge and JSON 6902 patches, namespace, replacements -- the subset the
 any other kustomization key is refused rather than ignored), then applies a render config
 (image, namespace, job config text, counts, resources). It never shells out to kubectl.
 
-Where the files are found: ``$TOOLZOO_K8S_DIR``; else ``k8s/`` next to the ``toolzoo/`` package
-(a source checkout or an editable install); else ``toolzoo/cluster/k8s`` as package data, for a
-wheel built with that directory linked or mapped to the top-level ``k8s/``.
+Where the files are found (``manifests_dir``): ``$TOOLZOO_K8S_DIR``; else ``k8s/`` next to the
+``toolzoo/`` package; else ``toolzoo/cluster/k8s`` as package data.
 
-``render_sandbox_pod`` and ``render_network_policy`` stamp per-sandbox objects from the same
-templates for the kubernetes sandbox tier. They depend on nothing but pyyaml, so the tier can
-call them without pulling in the rest of ``toolzoo.cluster``.
+``manifests_dir``, ``load_docs``, the label constants, ``label_value``, ``render_sandbox_pod`` and
+``render_network_policy`` live in :mod:`toolzoo.sandbox.k8s_manifests` (the kubernetes sandbox
+tier needs them and must not import this layer) and are re-exported here.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import math
-import os
 import re
 import sys
-from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-Doc = dict[str, Any]
+# Re-exported: this module's public names from before the per-sandbox objects moved down a layer.
+from toolzoo.sandbox.k8s_manifests import (DEFAULT_IMAGE, LABEL_EPISODE, LABEL_ROLE, LABEL_RUN, SANDBOX_PORT, Doc,
+                                           label_value, load_docs, manifests_dir, render_network_policy,
+                                           render_sandbox_pod)
 
-DEFAULT_IMAGE = "toolzoo:latest"
-SANDBOX_PORT = 8080
-LABEL_RUN = "toolzoo.dev/run"
-LABEL_EPISODE = "toolzoo.dev/episode"
-LABEL_ROLE = "toolzoo.dev/role"
+__all__ = [
+    "DEFAULT_IMAGE", "LABEL_EPISODE", "LABEL_ROLE", "LABEL_RUN", "RUNTIME_CLASS_ENV", "SANDBOX_PORT", "Doc",
+    "K8sRenderConfig", "Resources", "build", "config_from_job_yaml", "dump", "group_of", "ident", "json6902",
+    "label_value", "load_docs", "manifests_dir", "overlays", "render", "render_command", "render_network_policy",
+    "render_sandbox_pod", "smp",
+]
+
 RUNTIME_CLASS_ENV = "TOOLZOO_SANDBOX_RUNTIME_CLASS"
 
 
 # ---------------------------------------------------------------------------------------------
-# Locating the manifests
-
-
-def manifests_dir() -> Path:
-    """The directory holding ``base/``, ``overlays/`` and ``components/``."""
-    env = os.environ.get("TOOLZOO_K8S_DIR")
-    if env:
-        return Path(env)
-    repo = Path(__file__).resolve().parents[2] / "k8s"
-    if (repo / "base" / "kustomization.yaml").is_file():
-        return repo
-    packaged = importlib_resources.files("toolzoo.cluster") / "k8s"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    raise FileNotFoundError(
-        "toolzoo's k8s/ manifests were not found: set TOOLZOO_K8S_DIR to the repository's k8s/ folder"
-    )
+# The tree (manifests_dir and load_docs are re-exported from toolzoo.sandbox.k8s_manifests)
 
 
 def overlays() -> list[str]:
     return sorted(p.name for p in (manifests_dir() / "overlays").iterdir() if p.is_dir())
-
-
-def load_docs(path: Path) -> list[Doc]:
-    return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -475,122 +455,6 @@ def _configure(docs: list[Doc], cfg: K8sRenderConfig) -> None:
             _set_env(job_doc["spec"]["template"]["spec"]["containers"][0], RUNTIME_CLASS_ENV, cfg.runtime_class)
         if _find(docs, "RayCluster", "toolzoo-ray"):
             _set_env(_worker_group(docs, "rollout")["template"]["spec"]["containers"][0], RUNTIME_CLASS_ENV, cfg.runtime_class)
-
-
-# ---------------------------------------------------------------------------------------------
-# Per-sandbox objects for the kubernetes sandbox tier
-
-_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
-
-
-def label_value(text: str) -> str:
-    """``text`` if it is a valid label value, else a sanitised form with a hash suffix.
-
-    Deterministic, so a reaper computes the same value from the same run id.
-    """
-    if len(text) <= 63 and _LABEL_VALUE.fullmatch(text):
-        return text
-    digest = hashlib.sha1(text.encode()).hexdigest()[:10]
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:50].strip("-_.")
-    return f"{stem}-{digest}" if stem else digest
-
-
-def _short_hash(*parts: str) -> str:
-    return hashlib.sha1("/".join(parts).encode()).hexdigest()[:16]
-
-
-def _sandbox_template() -> Doc:
-    docs = load_docs(manifests_dir() / "base" / "sandbox-pod.yaml")
-    return docs[0]
-
-
-def _quantity(value: str | int | float):
-    from kubernetes.utils.quantity import parse_quantity  # only here: the client is heavy to import
-
-    return parse_quantity(value)
-
-
-def _apply_resources(container: Doc, resources: dict[str, Any] | None) -> None:
-    if not resources:
-        return
-    current = container.setdefault("resources", {})
-    if set(resources) <= {"requests", "limits"}:
-        for part in ("requests", "limits"):
-            current.setdefault(part, {}).update({k: str(v) for k, v in (resources.get(part) or {}).items()})
-        return
-    # A flat {cpu, memory, ...} is the limit; a request above it would be rejected, so it is capped.
-    limits = current.setdefault("limits", {})
-    requests = current.setdefault("requests", {})
-    for name, value in resources.items():
-        limits[name] = str(value)
-        if name in requests and _quantity(requests[name]) > _quantity(value):
-            requests[name] = str(value)
-
-
-def render_sandbox_pod(
-    domain: str,
-    run_id: str,
-    episode_id: str,
-    deadline_s: float,
-    image: str = DEFAULT_IMAGE,
-    resources: dict[str, Any] | None = None,
-    runtime_class: str | None = None,
-    *,
-    namespace: str = "toolzoo",
-    name: str | None = None,
-) -> Doc:
-    """One sandbox Pod from ``k8s/base/sandbox-pod.yaml``.
-
-    ``deadline_s`` is the time left until the sandbox's absolute deadline; the kubelet kills the
-    pod then (activeDeadlineSeconds), driver or no driver. ``resources`` is either a
-    ResourceRequirements dict (``{"requests": .., "limits": ..}``) or flat limits
-    (``{"cpu": "1", "memory": "512Mi"}``). The raw ids are kept in annotations; labels carry
-    ``label_value`` of them, which is what a reaper should select on.
-    """
-    if deadline_s <= 0:
-        raise ValueError("deadline_s must be positive")
-    template = _sandbox_template()["template"]
-    labels = {
-        **template["metadata"]["labels"],
-        LABEL_RUN: label_value(run_id),
-        LABEL_EPISODE: label_value(episode_id),
-    }
-    spec = copy.deepcopy(template["spec"])
-    spec["activeDeadlineSeconds"] = max(1, math.ceil(deadline_s))
-    if runtime_class:
-        spec["runtimeClassName"] = runtime_class
-    container = next(c for c in spec["containers"] if c["name"] == "tool-server")
-    container["image"] = image
-    container["args"][1] = domain
-    _apply_resources(container, resources)
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name or f"toolzoo-sb-{_short_hash(run_id, episode_id)}",
-            "namespace": namespace,
-            "labels": labels,
-            "annotations": {"toolzoo.dev/run-id": run_id, "toolzoo.dev/episode-id": episode_id},
-        },
-        "spec": spec,
-    }
-
-
-def render_network_policy(run_id: str | None = None, namespace: str = "toolzoo") -> Doc:
-    """The egress-denying NetworkPolicy, for the whole namespace or narrowed to one run's pods.
-
-    Built from ``k8s/base/sandbox-networkpolicy.yaml``; a per-run copy carries the run label so
-    the reaper deletes it with the run's pods.
-    """
-    policy = load_docs(manifests_dir() / "base" / "sandbox-networkpolicy.yaml")[0]
-    policy["metadata"]["namespace"] = namespace
-    if run_id is not None:
-        value = label_value(run_id)
-        policy["metadata"]["name"] = f"toolzoo-sandbox-{_short_hash(run_id)}"
-        policy["metadata"]["labels"][LABEL_RUN] = value
-        policy["metadata"]["annotations"] = {"toolzoo.dev/run-id": run_id}
-        policy["spec"]["podSelector"]["matchLabels"][LABEL_RUN] = value
-    return policy
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,8 +18,8 @@ synchronous; calls run in threads). :class:`KubernetesClientAPI` is the real one
 :class:`toolzoo.sandbox.k8s_double.FakeKubernetesAPI` is the test double. Pass one with
 ``create_kubernetes(spec, api=...)`` or :func:`use_api`.
 
-Layering: the sandbox layer does not import ``toolzoo.cluster``; the per-sandbox manifests are
-built here from the same template file that ``toolzoo.cluster.k8s_render`` reads.
+Layering: the sandbox layer does not import ``toolzoo.cluster``; the per-sandbox manifests come
+from :mod:`toolzoo.sandbox.k8s_manifests`, which ``toolzoo.cluster.k8s_render`` re-exports.
 
 Options (``spec.options``): ``namespace`` (toolzoo), ``runtime_class``, ``warm_pool``, ``access``
 (auto | pod_ip | port_forward), ``ready_timeout_s`` (120), ``backoff_base_s`` (0.5),
@@ -30,33 +30,23 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
-import hashlib
 import math
 import os
 import random
-import re
 import secrets
 import socket
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
-import yaml
 from kubernetes.client.exceptions import ApiException
 
-from toolzoo.sandbox.base import (LABEL_DEADLINE, LABEL_PART_OF, LABEL_RUN, ExecResult, SandboxSpec,
-                                  deadline_for)
+from toolzoo.sandbox.base import LABEL_DEADLINE, LABEL_PART_OF, LABEL_RUN, ExecResult, SandboxSpec, deadline_for
+from toolzoo.sandbox.k8s_manifests import (CLAIM_GROUP, CLAIM_PLURAL, CLAIM_VERSION, CONTAINER, SANDBOX_PORT, WORKSPACE,
+                                           Doc, label_value, render_network_policy, sandbox_claim_manifest,
+                                           sandbox_pod_manifest, short_hash)
 from toolzoo.tools.session import MCPSession, SessionClosed, ToolSession
-
-Doc = dict[str, Any]
-SANDBOX_PORT = 8080
-CONTAINER = "tool-server"
-WORKSPACE = "/workspace"
-LABEL_ROLE = "toolzoo.dev/role"
-CLAIM_GROUP, CLAIM_VERSION, CLAIM_PLURAL = "extensions.agents.x-k8s.io", "v1beta1", "sandboxclaims"
 
 
 class SandboxStartError(RuntimeError):
@@ -111,110 +101,12 @@ def default_api() -> KubeAPI:
 
 
 # ---------------------------------------------------------------------------------------------
-# Manifests (from k8s/base/sandbox-pod.yaml; toolzoo.cluster.k8s_render reads the same file)
-
-_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
-
-
-def manifests_dir() -> Path:
-    env = os.environ.get("TOOLZOO_K8S_DIR")
-    if env:
-        return Path(env)
-    for candidate in (Path(__file__).resolve().parents[2] / "k8s", Path(__file__).resolve().parents[1] / "cluster" / "k8s"):
-        if (candidate / "base" / "sandbox-pod.yaml").is_file():
-            return candidate
-    raise FileNotFoundError("k8s/base/sandbox-pod.yaml not found: set TOOLZOO_K8S_DIR to the repository's k8s/ folder")
-
-
-def label_value(text: str) -> str:
-    """A valid label value for ``text`` (same rule as toolzoo.cluster.k8s_render.label_value)."""
-    if len(text) <= 63 and _LABEL_VALUE.fullmatch(text):
-        return text
-    digest = hashlib.sha1(text.encode()).hexdigest()[:10]
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:50].strip("-_.")
-    return f"{stem}-{digest}" if stem else digest
-
-
-def _short_hash(*parts: str) -> str:
-    return hashlib.sha1("/".join(parts).encode()).hexdigest()[:10]
+# Label selection (the manifests themselves are built in toolzoo.sandbox.k8s_manifests)
 
 
 def run_selector(run_id: str | None) -> str:
     sel = f"{LABEL_PART_OF}=toolzoo"
     return sel + (f",{LABEL_RUN}={label_value(run_id)}" if run_id is not None else "")
-
-
-def sandbox_labels(spec: SandboxSpec, deadline: float) -> dict[str, str]:
-    return {k: label_value(v) for k, v in spec.labels(deadline).items()}
-
-
-def _resources(spec: SandboxSpec) -> dict[str, str]:
-    # pids has no pod-level resource (it is a kubelet setting, podPidsLimit): not set here.
-    return {"cpu": f"{spec.limits.cpu:g}", "memory": f"{spec.limits.memory_mb}Mi"}
-
-
-def sandbox_pod_manifest(spec: SandboxSpec, deadline: float, name: str, namespace: str) -> Doc:
-    """The Pod for one sandbox, stamped from the template."""
-    template = yaml.safe_load((manifests_dir() / "base" / "sandbox-pod.yaml").read_text())["template"]
-    pod_spec = copy.deepcopy(template["spec"])
-    pod_spec["activeDeadlineSeconds"] = max(1, math.ceil(deadline - time.time()))
-    if spec.options.get("runtime_class"):
-        pod_spec["runtimeClassName"] = str(spec.options["runtime_class"])
-    container = next(c for c in pod_spec["containers"] if c["name"] == CONTAINER)
-    if spec.image:
-        container["image"] = spec.image
-    container["args"] = ["serve-mcp", spec.domain, "--transport", "http", "--host", "0.0.0.0",
-                         "--port", str(SANDBOX_PORT), "--seed", str(spec.seed)]
-    container["workingDir"] = WORKSPACE
-    env = [e for e in container.get("env", []) if e["name"] != "TOOLZOO_WORKSPACE"]
-    container["env"] = env + [{"name": "TOOLZOO_WORKSPACE", "value": WORKSPACE}]
-    limits = container.setdefault("resources", {}).setdefault("limits", {})
-    limits.update(_resources(spec))
-    requests = container["resources"].setdefault("requests", {})
-    for key in ("cpu", "memory"):  # a request above its limit is rejected: cap it
-        if key in requests and _quantity(requests[key]) > _quantity(limits[key]):
-            requests[key] = limits[key]
-    return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace,
-                     "labels": {**template["metadata"]["labels"], **sandbox_labels(spec, deadline)},
-                     "annotations": {"toolzoo.dev/run-id": spec.run_id, "toolzoo.dev/episode-id": spec.episode_id}},
-        "spec": pod_spec,
-    }
-
-
-def _quantity(value: Any) -> float:
-    from kubernetes.utils.quantity import parse_quantity
-
-    return float(parse_quantity(value))
-
-
-def network_policy_manifest(run_id: str, namespace: str) -> Doc:
-    """The egress-denying policy narrowed to one run's pods (deleted with them by gc)."""
-    policy = yaml.safe_load((manifests_dir() / "base" / "sandbox-networkpolicy.yaml").read_text())
-    value = label_value(run_id)
-    policy["metadata"].update(name=f"toolzoo-sandbox-{_short_hash(run_id)}", namespace=namespace,
-                              annotations={"toolzoo.dev/run-id": run_id})
-    policy["metadata"]["labels"][LABEL_RUN] = value
-    policy["spec"]["podSelector"]["matchLabels"][LABEL_RUN] = value
-    return policy
-
-
-def sandbox_claim_manifest(spec: SandboxSpec, deadline: float, name: str, namespace: str, warm_pool: str) -> Doc:
-    """A SandboxClaim (agent-sandbox v1beta1) on a SandboxWarmPool; the controller deletes the
-    sandbox at ``shutdownTime`` (the episode deadline), driver or no driver."""
-    shutdown = datetime.fromtimestamp(math.ceil(deadline), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    labels = sandbox_labels(spec, deadline)
-    return {
-        "apiVersion": f"{CLAIM_GROUP}/{CLAIM_VERSION}", "kind": "SandboxClaim",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels,
-                     "annotations": {"toolzoo.dev/run-id": spec.run_id, "toolzoo.dev/episode-id": spec.episode_id}},
-        "spec": {
-            "warmPoolRef": {"name": warm_pool},
-            "lifecycle": {"shutdownPolicy": "Delete", "shutdownTime": shutdown},
-            "additionalPodMetadata": {"labels": labels},
-        },
-    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,7 +191,9 @@ class KubernetesSandbox:
         self.isolation = "kubernetes pod" + (f" (runtimeClass {runtime})" if runtime else "") + \
             (f" from warm pool {self.warm_pool}" if self.warm_pool else "")
         self.backoff = Backoff(float(spec.options.get("backoff_base_s", 0.5)), int(spec.options.get("max_attempts", 6)))
-        self.name = f"toolzoo-sb-{_short_hash(spec.run_id, spec.episode_id)}-{secrets.token_hex(3)}"
+        # length 10 keeps the tier's pod names as they were; the random suffix keeps two sandboxes
+        # of the same ids apart
+        self.name = f"toolzoo-sb-{short_hash(spec.run_id, spec.episode_id, length=10)}-{secrets.token_hex(3)}"
         self.pod_name: str | None = None
         self.claim_name: str | None = None
         self._session: _PodSession | None = None
@@ -330,7 +224,7 @@ class KubernetesSandbox:
 
     async def _ensure_network_policy(self) -> None:
         try:
-            await self.backoff.call(self.api.create, network_policy_manifest(self.spec.run_id, self.namespace))
+            await self.backoff.call(self.api.create, render_network_policy(self.spec.run_id, self.namespace))
         except ApiException as exc:
             if exc.status != 409:  # already there for this run: fine
                 raise

@@ -172,10 +172,14 @@ class ProcessSandbox:
         # Kill first so the SDK's graceful shutdown (stdin close, 2 s grace) returns at once.
         if self.pid is not None:
             L.kill_group(self.pid)
-        if self.uid is not None:
-            L.kill_uid(self.uid)
         if self._session is not None:
             await self._session.close()
+        if self.uid is not None:
+            # Processes of the sandbox's own uid (a fork bomb may still be forking): kill until none.
+            for _ in range(100):
+                if not L.kill_uid(self.uid):
+                    break
+                await asyncio.sleep(0.03)
         shutil.rmtree(self.workspace, ignore_errors=True)
         if self._entry is not None:
             unrecord(self._entry)
