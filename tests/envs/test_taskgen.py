@@ -86,3 +86,12 @@ tasks:
     with pytest.raises(LoadError) as info:
         load_task_suite(bad)
     assert "bad.yaml:4 tasks[0].subtasks[0].template" in str(info.value)
+
+
+def test_oracle_solves_code_workspace_tasks_lengths_1_to_16():
+    """The code domain runs real Python (inline: in a private temp workspace)."""
+    gen = TaskGenerator(get_domain("code_workspace"))
+    for length in (1, 2, 3, 5, 8, 12, 16):
+        task = gen.generate(length, length)
+        traj = play(task, OracleAgent())
+        assert traj.outcome.success, (task.id, traj.outcome.reason)

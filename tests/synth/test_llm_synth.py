@@ -110,3 +110,23 @@ def test_extract_yaml_and_identifier() -> None:
     assert extract_yaml("blah\n```yaml\na: 1\n```\nmore") == "a: 1\n"
     assert extract_yaml("a: 1") == "a: 1\n"
     assert identifier("Good One!") == "good_one" and identifier("3d printing") == "d_3d_printing"
+
+
+def test_categories_are_evolved_when_not_given(tmp_path: Path, script: dict) -> None:
+    import asyncio
+
+    from toolzoo.llm import LLMClient, LLMConfig
+    from toolzoo.synth.llm_synth import SynthParams, synthesize_llm
+
+    rules = [{"match": "distinct categories", "reply": {"content": json.dumps({"categories": ["Alpha", "Gamma Rays"]})}},
+             {"match": "category 'gamma_rays'", "reply": {"content": json.dumps({"domains": []})}},
+             *script["rules"]]
+    with OpenAIStub({"rules": rules}) as stub:
+        async def main():
+            async with LLMClient(LLMConfig(model="stub", base_url=stub.base_url)) as client:
+                return await synthesize_llm(client, SynthParams(n_categories=2, domains_per_category=1,
+                                                                lengths=[1, 2], seeds=[0]), tmp_path)
+        report = asyncio.run(main())
+    assert report.categories == ["alpha", "gamma_rays"]
+    assert (report.generated, report.accepted, report.rejected) == (1, 1, 0)
+    assert [d.name for d in report.domains] == ["good_one"]

@@ -37,7 +37,7 @@ __all__ = [
     "render_sandbox_pod", "smp",
 ]
 
-RUNTIME_CLASS_ENV = "TOOLZOO_SANDBOX_RUNTIME_CLASS"
+from toolzoo.sandbox.k8s_manifests import RUNTIME_CLASS_ENV  # noqa: E402  (one definition)
 
 
 # ---------------------------------------------------------------------------------------------

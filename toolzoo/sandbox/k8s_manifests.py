@@ -198,6 +198,16 @@ def render_sandbox_pod(
     }
 
 
+RUNTIME_CLASS_ENV = "TOOLZOO_SANDBOX_RUNTIME_CLASS"
+
+
+def runtime_class_for(spec: SandboxSpec) -> str | None:
+    """``spec.options.runtime_class``, else the driver pod's TOOLZOO_SANDBOX_RUNTIME_CLASS (set by
+    the gvisor overlay), else none."""
+    value = spec.options.get("runtime_class") or os.environ.get(RUNTIME_CLASS_ENV)
+    return str(value) if value else None
+
+
 def sandbox_pod_manifest(spec: SandboxSpec, deadline: float, name: str, namespace: str) -> Doc:
     """The kubernetes tier's Pod for ``spec``: ``render_sandbox_pod`` plus what the tier adds.
 
@@ -205,7 +215,7 @@ def sandbox_pod_manifest(spec: SandboxSpec, deadline: float, name: str, namespac
     directory and ``TOOLZOO_WORKSPACE`` (exec and file paths are relative to /workspace).
     Resources come from ``spec.limits``; ``image`` None keeps the template's.
     """
-    runtime = spec.options.get("runtime_class")
+    runtime = runtime_class_for(spec)
     # A deadline already passed still gives a pod that the kubelet ends at once (1 s), not an error.
     pod = render_sandbox_pod(spec.domain, spec.run_id, spec.episode_id, max(1.0, deadline - time.time()),
                              spec.image or None, _spec_limits(spec), str(runtime) if runtime else None,

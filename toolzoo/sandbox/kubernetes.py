@@ -45,7 +45,7 @@ from kubernetes.client.exceptions import ApiException
 from toolzoo.sandbox.base import LABEL_DEADLINE, LABEL_PART_OF, LABEL_RUN, ExecResult, SandboxSpec, deadline_for
 from toolzoo.sandbox.k8s_manifests import (CLAIM_GROUP, CLAIM_PLURAL, CLAIM_VERSION, CONTAINER, SANDBOX_PORT, WORKSPACE,
                                            Doc, label_value, render_network_policy, sandbox_claim_manifest,
-                                           sandbox_pod_manifest, short_hash)
+                                           runtime_class_for, sandbox_pod_manifest, short_hash)
 from toolzoo.tools.session import MCPSession, SessionClosed, ToolSession
 
 
@@ -187,7 +187,7 @@ class KubernetesSandbox:
         self.deadline = deadline_for(spec)
         self.namespace = str(spec.options.get("namespace", "toolzoo"))
         self.warm_pool: str | None = spec.options.get("warm_pool")
-        runtime = spec.options.get("runtime_class")
+        runtime = runtime_class_for(spec)
         self.isolation = "kubernetes pod" + (f" (runtimeClass {runtime})" if runtime else "") + \
             (f" from warm pool {self.warm_pool}" if self.warm_pool else "")
         self.backoff = Backoff(float(spec.options.get("backoff_base_s", 0.5)), int(spec.options.get("max_attempts", 6)))
