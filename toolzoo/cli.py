@@ -229,6 +229,12 @@ def _import_mcp(args: argparse.Namespace) -> int:
     return import_mcp_command(command, args.url, args.out, simulate=args.simulate, name=args.name)
 
 
+def _train(args: argparse.Namespace) -> int:
+    from toolzoo.trainer.loop import train_command
+
+    return train_command(args.config, resume=args.resume, ray_address=args.ray, progress=not args.quiet)
+
+
 def _serve_model(args: argparse.Namespace) -> int:
     from toolzoo.trainer.serve import serve_model
 
@@ -307,6 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out")
     p.add_argument("--check", action="store_true", help="validate strictly against the official schemas first")
     p.set_defaults(func=_k8s_render)
+
+    p = sub.add_parser("train", help="train a policy (SFT, GRPO family, π-Distill, OPSD) from a Train config")
+    p.add_argument("config")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="rollouts on Ray actors: a local cluster, or the cluster at ADDRESS")
+    p.set_defaults(func=_train)
 
     p = sub.add_parser("serve-model", help="an OpenAI-compatible chat-completions server for a local checkpoint")
     p.add_argument("checkpoint")

@@ -101,10 +101,11 @@ async def test_never_ready_pod_times_out_and_is_cleaned_up():
 
 
 async def test_active_deadline_kills_the_pod(fake_api):
-    spec = _spec().model_copy(update={"limits": SandboxLimits(wall_time_s=1.5)})
+    # long enough for the pod's server to come up on a loaded 2-core machine, short enough to wait for
+    spec = _spec().model_copy(update={"limits": SandboxLimits(wall_time_s=8)})
     sb = await create_kubernetes(spec, api=fake_api)
     proc = fake_api.pod_process("toolzoo", sb.pod_name)
-    for _ in range(100):
+    for _ in range(400):
         if fake_api.get("Pod", "toolzoo", sb.pod_name)["status"]["phase"] == "Failed":
             break
         await asyncio.sleep(0.05)
