@@ -229,6 +229,15 @@ def _import_mcp(args: argparse.Namespace) -> int:
     return import_mcp_command(command, args.url, args.out, simulate=args.simulate, name=args.name)
 
 
+def _zoo_synth(args: argparse.Namespace) -> int:
+    from toolzoo.synth.cli import synth_command
+
+    return synth_command(args.out, offline=args.offline, count=args.count, seed=args.seed, categories=args.categories,
+                         domains_per_category=args.domains_per_category, tools_per_domain=args.tools_per_domain,
+                         base_url=args.base_url, model=args.model, api_key_env=args.api_key_env,
+                         repair_attempts=args.repair_attempts, workers=args.workers, console=console)
+
+
 def _train(args: argparse.Namespace) -> int:
     from toolzoo.trainer.loop import train_command
 
@@ -297,6 +306,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score", default=None, help="which score to filter on (default: the combined reward)")
     p.add_argument("--args-as", choices=["string", "object"], default="string")
     p.set_defaults(func=_export_sft)
+
+    p = zoo.add_parser("synth", help="synthesize validated domains (offline grammar, or an LLM)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--offline", action="store_true", help="procedural generator, no LLM")
+    p.add_argument("--count", type=int, default=1000, help="offline: how many domains")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--categories", help="LLM: comma-separated categories to evolve")
+    p.add_argument("--domains-per-category", type=int, default=2)
+    p.add_argument("--tools-per-domain", type=int, default=5)
+    p.add_argument("--base-url", default=None)
+    p.add_argument("--model", default=None)
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY")
+    p.add_argument("--repair-attempts", type=int, default=2)
+    p.add_argument("--workers", type=int, default=None, help="validation processes (default: CPUs)")
+    p.set_defaults(func=_zoo_synth)
 
     p = zoo.add_parser("import-mcp", help="write a domain YAML for a real MCP server's tools")
     p.add_argument("--command", help="the server's command line (quoted), run over stdio")

@@ -148,7 +148,7 @@ def test_deadline_kill(backend, run_id):
         try:
             assert sb.deadline - time.time() <= 8
             assert len(await sb.session.list_tools()) > 0
-            t_end = sb.deadline + 3.0
+            t_end = sb.deadline + 10.0  # container/jail start lag under load
             while time.time() < t_end and sb.alive():
                 time.sleep(0.2)
             assert not sb.alive(), "the sandbox outlived its deadline"

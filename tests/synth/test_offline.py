@@ -75,3 +75,16 @@ def test_report_reason_counts(records: list) -> None:
     for reason, n in report.reasons.items():
         assert n == sum(1 for s, rs in records if s == "rejected" and reason in rs)
     assert sum(report.reasons.values()) == sum(len(set(rs)) for s, rs in records if s == "rejected")
+
+
+def test_synth_command_offline(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from toolzoo.synth.cli import synth_command
+
+    console = Console(width=120, record=True)
+    assert synth_command(str(tmp_path), offline=True, count=2, seed=1, workers=1, console=console) == 0
+    assert len(list(tmp_path.glob("*.yaml"))) == 2
+    text = console.export_text()
+    assert "accepted" in text and "synth_report.json" in text
+    assert synth_command(str(tmp_path / "llm"), console=console) == 2  # no --model without --offline

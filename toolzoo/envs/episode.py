@@ -72,6 +72,7 @@ async def _loop(task: Task, agent: Agent, user: UserSimulator, session: ToolSess
     except SessionClosed as exc:
         return Outcome(success=False, failure="infra", reason=str(exc))
     names = {t.name for t in tools}
+    traj.meta["tools"] = sorted(names)  # what the agent was offered (tool subsets vary it)
     messages.append(Message(role="system", content=task.system_prompt or DEFAULT_SYSTEM.format(domain=task.domain)))
     await agent.start(task)
     await user.start(task)

@@ -61,7 +61,10 @@ class RunConfig(_Strict):
     judge_weights: dict[str, float] = Field(default_factory=dict)
     generator: GeneratorOptions = Field(default_factory=GeneratorOptions)
     limits: Limits = Field(default_factory=Limits)
-    tool_subset: dict[str, Any] | None = None
+    tool_subset: dict[str, Any] | None = Field(
+        None, description="{extra_domains: [...], extra_tools: K, seed: S, system_prompt: generate|none}")
+    simulator: dict[str, Any] | None = Field(
+        None, description="LLM world model for `simulate: llm` tools: {base_url, model, failure_rate, seed, ...}")
     max_infra_retries: int = Field(2, ge=0)
     concurrency: int = Field(16, ge=1)
     output: str = "runs/run"

@@ -107,6 +107,11 @@ class Runner:
         self.store = TrajectoryStore(self.out / "trajectories.jsonl")
         self.tasks = TaskCache(config)
         self.base_dir = base_dir  # where relative rubric paths start (the config's folder)
+        self.simulators = None  # LLM world models for `simulate: llm` tools, one per episode
+        if config.simulator:
+            from toolzoo.tools.simulated import SimulatorFactory
+
+            self.simulators = SimulatorFactory(config.simulator)
 
     def build_judges(self) -> Any:
         """The run's judges beyond the verifiable one (rubrics), built once; a bad rubric file
@@ -153,19 +158,30 @@ class Runner:
 
     async def _attempt(self, task: Task, job: Job, eid: str, agents: AgentFactory, users: UserFactory) -> Trajectory:
         sb = self.config.sandbox
+        # The simulator goes into this episode's spec only (the config is dumped to YAML).
+        options = {**sb.options, **({"simulator": self.simulators.make(eid)} if self.simulators else {})}
         spec = SandboxSpec(backend=sb.backend, domain=job.domain, seed=task.seed, run_id=self.run_id, episode_id=eid,
                            limits=sb.limits, transport=sb.transport, image=sb.image,
-                           allow_unisolated=sb.allow_unisolated, options=sb.options)
+                           allow_unisolated=sb.allow_unisolated, options=options)
         try:
             sandbox = await create_sandbox(spec)
         except Exception as exc:  # the sandbox never came up: infrastructure
             return Trajectory(episode_id=eid, task=task, trial=job.trial,
                               outcome=Outcome(success=False, failure="infra",
                                               reason=f"sandbox: {type(exc).__name__}: {exc}"))
+        subset = None
         try:
-            return await run_episode(task, agents.make(eid), users.make(), sandbox.session, episode_id=eid,
+            session, episode_task = sandbox.session, task
+            if self.config.tool_subset:  # Kimi-style: a sampled tool subset and a generated role prompt
+                from toolzoo.envs.tool_subset import open_tool_subset
+
+                subset = await open_tool_subset(task, sandbox.session, self.config.tool_subset, eid)
+                session, episode_task = subset.session, subset.task
+            return await run_episode(episode_task, agents.make(eid), users.make(), session, episode_id=eid,
                                      trial=job.trial, limits=self.config.limits)
         finally:
+            if subset is not None:
+                await subset.close()
             await sandbox.close()
 
     async def run(self, progress: bool = True) -> dict[str, Any]:
@@ -203,6 +219,8 @@ class Runner:
             await agents.aclose()
             await users.aclose()
             await judges.aclose()
+            if self.simulators is not None:
+                await self.simulators.aclose()
         from toolzoo.rubrics.apply import summary_blocks
 
         trajectories = list(self.store)

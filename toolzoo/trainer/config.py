@@ -16,7 +16,7 @@ from toolzoo.envs.taskgen import GeneratorOptions
 from toolzoo.trainer.losses import LossType
 from toolzoo.trainer.tiny import TinySpec
 
-Algorithm = Literal["sft", "grpo"]  # extend with the dispatch table in loop.py
+Algorithm = Literal["sft", "grpo", "pi_distill", "opsd"]  # extend with the dispatch table in loop.py
 
 
 class _Strict(BaseModel):
@@ -67,6 +67,27 @@ class OverlongConfig(_Strict):
     cache: int = Field(16, ge=1)
 
 
+class DistillConfig(_Strict):
+    """π-Distill and OPSD (``algorithm: pi_distill | opsd``; docs/training.md). The teacher is
+    the same weights with the privileged information (PI) rendered from the task's reference
+    trace in the system prompt; group size, batch, loss_type, eps and the learning rate are the
+    top-level knobs."""
+
+    privileged: Literal["full_trace", "tool_names", "hint"] = "full_trace"
+    alpha: float = Field(0.5, ge=0, le=1, description="pi_distill: weight of the teacher objective (1-alpha: student)")
+    beta: float = Field(0.05, ge=0, description="pi_distill: KL weight, KL(T||sg S) in J_T and KL(sg T||S) in J_S")
+    is_clip: float = Field(1.0, gt=0, description="pi_distill: truncation of the student's importance weight")
+    student_on: Literal["all", "success"] = "all"
+    student_signal: Literal["reward", "advantage"] = Field(
+        "reward", description="pi_distill: R (the paper's J_S) or the group advantage weighs the student term")
+    teacher: Literal["self_privileged", "frozen_initial"] = Field(
+        "self_privileged", description="opsd: who scores the student's tokens (both with PI in context)")
+    kl_coef: float = Field(1.0, ge=0, description="opsd: weight of the per-token reverse-KL advantage")
+    outcome_weight: float = Field(0.0, ge=0, description="opsd: weight of the group outcome advantage")
+    warmup_view: Literal["plain", "privileged", "both"] = Field(
+        "both", description="SFT warm-up (sft.steps) conversations: without PI, with PI, or both")
+
+
 class EvalConfig(_Strict):
     every: int = Field(0, ge=0, description="evaluate every k steps (0: only at the end)")
     lengths: list[int] = Field(default_factory=lambda: [1, 2])
@@ -107,6 +128,7 @@ class TrainConfig(_Strict):
     max_grad_norm: float | None = 1.0
 
     sft: SFTSource = Field(default_factory=SFTSource)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint_every: int = Field(0, ge=0, description="0: only the initial and final checkpoints")

@@ -39,8 +39,11 @@ from toolzoo.trainer.episodes import Tasks, domain_tools, run_many
 from toolzoo.trainer.evaluate import eval_tasks, evaluate
 from toolzoo.trainer.grpo import GRPOConfig, Rollout, grpo_step
 from toolzoo.trainer.losses import overlong_penalty
+from toolzoo.trainer.opsd import OPSDConfig, OPSDRollout, opsd_step
+from toolzoo.trainer.pi_distill import DistillRollout, PiDistillConfig, pi_distill_step
+from toolzoo.trainer.privileged import PrivilegedAgent, render_privileged, sequence_in_context, with_privileged
 from toolzoo.trainer.sft import sft_step
-from toolzoo.trainer.sft_data import corpus_texts, load_conversations
+from toolzoo.trainer.sft_data import corpus_texts, load_conversations, strip_tokens
 
 log = logging.getLogger("toolzoo.trainer")
 
@@ -148,6 +151,99 @@ def grpo_phase(ctx: Context) -> Phase:
     return Phase("grpo", cfg.steps, cfg.learning_rate, 0, False, step)
 
 
+def _two_views(ctx: Context, trajs):
+    """Groups of (teacher view, student view, trajectory) from ``trajs`` (task-major groups of
+    ``group_size``); groups with an infra failure or a turn that cannot be stitched are
+    dropped. Returns (groups, dropped, successes)."""
+    cfg = ctx.config
+    kept, dropped, successes = [], 0, []
+    for g in range(len(trajs) // cfg.group_size):
+        group = trajs[g * cfg.group_size:(g + 1) * cfg.group_size]
+        if any(t.outcome is None or t.outcome.failure not in (None, "agent") for t in group):
+            dropped += 1
+            continue
+        text = render_privileged(group[0].task, cfg.distill.privileged)
+        tools = domain_tools(ctx.tasks.source(group[0].task))
+        views = [(sequence_in_context(ctx.tokenizer, t.messages, tools, text),
+                  sequence_in_context(ctx.tokenizer, t.messages, tools, None), t) for t in group]
+        if any(tv is None or sv is None for tv, sv, _ in views):
+            dropped += 1
+            continue
+        kept.append(views)
+        successes += [float(t.outcome.success) for t in group]
+    return kept, dropped, successes
+
+
+def _distill_rollouts(ctx: Context, agent, privileged: bool):
+    cfg = ctx.config
+    tasks = [_train_task(ctx) for _ in range(cfg.batch)]
+    make = (lambda: PrivilegedAgent(agent, cfg.distill.privileged)) if privileged else (lambda: agent)
+    return asyncio.run(run_many(tasks, make, trials=cfg.group_size, user_mode=cfg.user_mode, limits=ctx.limits,
+                                concurrency=cfg.batch * cfg.group_size, sources=ctx.tasks.sources))
+
+
+def pi_distill_phase(ctx: Context) -> Phase:
+    """Teacher (PI in context) rolls out; one joint teacher/student update per step."""
+    cfg, d = ctx.config, ctx.config.distill
+    pcfg = PiDistillConfig(alpha=d.alpha, beta=d.beta, is_clip=d.is_clip, group_size=cfg.group_size,
+                           loss_type=cfg.loss_type, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
+                           temperature=cfg.rollout.temperature, student_on=d.student_on,
+                           student_signal=d.student_signal, max_grad_norm=cfg.max_grad_norm)
+    agent = _rollout_agent(ctx)
+
+    def step(opt) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        trajs = _distill_rollouts(ctx, agent, privileged=True)
+        t_roll = time.perf_counter() - t0
+        groups, dropped, _ = _two_views(ctx, trajs)
+        rollouts = [DistillRollout(teacher_ids=tv.input_ids, teacher_mask=tv.assistant_mask, student_ids=sv.input_ids,
+                                   student_mask=sv.assistant_mask, reward=float(t.outcome.reward),
+                                   success=bool(t.outcome.success))
+                    for views in groups for tv, sv, t in views]
+        if not rollouts:
+            return {"loss": 0.0, "skipped": True, "groups_dropped": dropped, "rollout_s": t_roll}
+        stats = pi_distill_step(ctx.model, opt, rollouts, pcfg, pad_id=ctx.pad_id)
+        if ctx.backend is not None:
+            ctx.backend.sync_weights(ctx.model)
+        return {**stats.model_dump(), "groups_dropped": dropped, "rollout_s": round(t_roll, 3)}
+
+    return Phase("pi_distill", cfg.steps, cfg.learning_rate, 0, False, step)
+
+
+def opsd_phase(ctx: Context) -> Phase:
+    """Student rolls out; the teacher (PI in context) scores its tokens; one update per step."""
+    cfg, d = ctx.config, ctx.config.distill
+    ocfg = OPSDConfig(kl_coef=d.kl_coef, outcome_weight=d.outcome_weight, group_size=cfg.group_size,
+                      loss_type=cfg.loss_type, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
+                      temperature=cfg.rollout.temperature, max_grad_norm=cfg.max_grad_norm, teacher=d.teacher)
+    teacher = None
+    if d.teacher == "frozen_initial":
+        import copy
+
+        teacher = copy.deepcopy(ctx.model).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    agent = _rollout_agent(ctx)
+
+    def step(opt) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        trajs = _distill_rollouts(ctx, agent, privileged=False)
+        t_roll = time.perf_counter() - t0
+        groups, dropped, _ = _two_views(ctx, trajs)
+        rollouts = [OPSDRollout(student_ids=sv.input_ids, student_mask=sv.assistant_mask, teacher_ids=tv.input_ids,
+                                teacher_mask=tv.assistant_mask, reward=float(t.outcome.reward),
+                                success=bool(t.outcome.success))
+                    for views in groups for tv, sv, t in views]
+        if not rollouts:
+            return {"loss": 0.0, "skipped": True, "groups_dropped": dropped, "rollout_s": t_roll}
+        stats = opsd_step(ctx.model, opt, rollouts, ocfg, pad_id=ctx.pad_id, teacher_model=teacher)
+        if ctx.backend is not None:
+            ctx.backend.sync_weights(ctx.model)
+        return {**stats.model_dump(), "groups_dropped": dropped, "rollout_s": round(t_roll, 3)}
+
+    return Phase("opsd", cfg.steps, cfg.learning_rate, 0, False, step)
+
+
 def _needs_tools(group) -> bool:
     return any(m.role == "assistant" and m.tokens is None for t in group for m in t.messages)
 
@@ -181,11 +277,33 @@ def _rollout_agent(ctx: Context):
 
 def _sft_conversations(ctx: Context):
     cfg = ctx.config
+    if cfg.algorithm in ("pi_distill", "opsd") and cfg.distill.warmup_view != "plain":
+        return _privileged_conversations(ctx)
     tasks = []
     if cfg.sft.source == "oracle":
         tasks = ctx.tasks.draw(cfg.domains, cfg.lengths, cfg.sft.episodes, cfg.seed)
     return load_conversations(cfg.sft.source, domains=cfg.domains, tasks=tasks,
                               min_score=cfg.sft.min_score, user_mode=cfg.user_mode)
+
+
+def _privileged_conversations(ctx: Context):
+    """Oracle conversations for the π-Distill / OPSD warm-up: with the task's PI in the system
+    prompt (the teacher view), and without it too when ``warmup_view: both``."""
+    cfg = ctx.config
+    if cfg.sft.source != "oracle":
+        raise ValueError("distill.warmup_view privileged|both needs sft.source: oracle (PI comes from the tasks)")
+    from toolzoo.trainer.episodes import oracle_episodes
+
+    tasks = ctx.tasks.draw(cfg.domains, cfg.lengths, cfg.sft.episodes, cfg.seed)
+    out = []
+    for t in oracle_episodes(tasks, user_mode=cfg.user_mode, sources=ctx.tasks.sources):
+        if t.outcome is None or not t.outcome.success:
+            continue
+        msgs, tools = strip_tokens(t.messages), domain_tools(ctx.tasks.source(t.task))
+        out.append((with_privileged(msgs, render_privileged(t.task, cfg.distill.privileged)), tools))
+        if cfg.distill.warmup_view == "both":
+            out.append((msgs, tools))
+    return out
 
 
 def _phases_sft(ctx: Context, convs) -> list[Phase]:
@@ -198,10 +316,24 @@ def _phases_grpo(ctx: Context, convs) -> list[Phase]:
     return [*pre, grpo_phase(ctx)]
 
 
+def _phases_pi_distill(ctx: Context, convs) -> list[Phase]:
+    cfg = ctx.config
+    pre = [sft_phase(ctx, cfg.sft.steps, cfg.sft.learning_rate, convs())] if cfg.sft.steps else []
+    return [*pre, pi_distill_phase(ctx)]
+
+
+def _phases_opsd(ctx: Context, convs) -> list[Phase]:
+    cfg = ctx.config
+    pre = [sft_phase(ctx, cfg.sft.steps, cfg.sft.learning_rate, convs())] if cfg.sft.steps else []
+    return [*pre, opsd_phase(ctx)]
+
+
 # algorithm name -> phases; ``convs()`` loads the SFT conversations (once) when a phase needs them
 ALGORITHMS: dict[str, Callable[[Context, Callable[[], list]], list[Phase]]] = {
     "sft": _phases_sft,
     "grpo": _phases_grpo,
+    "pi_distill": _phases_pi_distill,
+    "opsd": _phases_opsd,
 }
 
 

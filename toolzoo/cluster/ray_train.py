@@ -1,0 +1,575 @@
+"""``toolzoo train CONFIG.yaml --ray [ADDRESS]``: GRPO whose episodes run on Ray actors.
+
+Who does what:
+
+* **Rollout workers** (``actors.RolloutWorker``, one CPU each) run training episodes with the
+  policy as an ``HFAgent``. After every learner step the new state dict reaches every worker
+  through the object store (one ref, shared); each trajectory carries the policy version its
+  episode started under (``meta.policy_version``).
+* **One learner actor** (:class:`GRPOLearner`: the model, AdamW, ``grpo_step``), on a GPU
+  when the cluster has one, takes whole groups from the :class:`TrajectoryFeed`: only groups
+  whose every episode is within ``max_off_policy_steps`` of its version.
+* **The driver** (this process) draws training tasks as the local trainer does, submits each as
+  ``group_size`` episodes, assembles finished groups, keeps the learner fed, and is the only
+  writer of the output folder: ``metrics.jsonl``, ``checkpoints/step_N``, ``eval/``, ``final/``,
+  ``summary.json`` (the local trainer's layout). Evaluation is the trainer's ``evaluate`` on a
+  copy of the weights in the driver.
+
+Why a learner actor rather than the driver: on a real cluster the driver is a Job pod or the
+head node and the GPU is in the learner group, and an actor's step runs while the driver keeps
+collecting rollouts and starting new ones, which is what bounded staleness buys. The SFT warm-up
+(``sft.steps``) needs no rollouts and runs in the driver before Ray starts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from toolzoo.cluster.learner import VERSION_KEY, TrajectoryFeed
+from toolzoo.core import Trajectory
+from toolzoo.envs.episode import Limits
+from toolzoo.envs.run_config import RunConfig
+from toolzoo.envs.runner import Job
+from toolzoo.trainer.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
+from toolzoo.trainer.config import TrainConfig
+
+log = logging.getLogger("toolzoo.cluster.train")
+
+DEFAULT_MAX_OFF_POLICY_STEPS = 1
+_WEIGHT_FILES = (".safetensors", ".bin", ".pt", ".pth")  # what a state dict replaces
+
+
+# --------------------------------------------------------------------------- weights on the wire
+
+
+def pack_checkpoint(path: Path, *, weights: bool) -> dict[str, bytes]:
+    """A checkpoint folder as {file name: bytes}, so actors on other nodes can load it;
+    ``weights=False`` keeps only config and tokenizer files (the state dict travels apart)."""
+    return {p.name: p.read_bytes() for p in sorted(Path(path).iterdir())
+            if p.is_file() and (weights or not p.name.endswith(_WEIGHT_FILES))}
+
+
+def unpack_checkpoint(files: dict[str, bytes]) -> Path:
+    out = Path(tempfile.mkdtemp(prefix="tzckpt-"))
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    return out
+
+
+def load_policy_weights(agents: Any, weights: dict[str, Any] | None, version: int) -> None:
+    """A rollout worker's ``load_weights``: make sure its HF agent exists (from the driver's
+    checkpoint path, or the shipped config/tokenizer files when that path is not on this node),
+    then copy the learner's state dict in."""
+    if weights is None:
+        return
+    if not agents.config.path or not Path(agents.config.path).exists():
+        agents.config.path = str(unpack_checkpoint(weights["files"]))
+    agent = agents.make()
+    if not getattr(agent, "_tz_seeded", False):
+        # Fresh processes share torch's default seed: give each worker its own stream, or two
+        # workers would sample the same continuation for the same prompt.
+        agent.generator = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
+        agent._tz_seeded = True
+    # HFAgent decodes in a thread holding this lock: never swap weights under a running decode.
+    with agent._model_lock:
+        agent.model.load_state_dict(weights["state_dict"])
+
+
+# --------------------------------------------------------------------------- the learner actor
+
+
+def _lr_factor(warmup: int, cosine: bool, steps: int):
+    """The local trainer's schedule: linear warm-up, then constant or cosine to 10%."""
+
+    def factor(i: int) -> float:
+        if i < warmup:
+            return (i + 1) / warmup
+        if not cosine:
+            return 1.0
+        done = min(1.0, (i - warmup) / max(1, steps - warmup))
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))
+
+    return factor
+
+
+class GRPOLearner:
+    """Implements ``toolzoo.cluster.learner.LearnerActor`` with ``grpo_step``."""
+
+    def __init__(self, config_json: str, files: dict[str, bytes], sources: dict[str, str],
+                 start_version: int = 0, optimizer_state: dict | None = None, scheduler_state: dict | None = None,
+                 old_logprobs: str = "recompute"):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from toolzoo.trainer.grpo import GRPOConfig
+
+        self.cfg = cfg = TrainConfig.model_validate_json(config_json)
+        torch.set_num_threads(cfg.threads or 1)
+        path = unpack_checkpoint(files)
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = AutoModelForCausalLM.from_pretrained(path).to(self.device)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.files = {k: v for k, v in files.items() if not k.endswith(_WEIGHT_FILES)}
+        self.sources = sources
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        self.gcfg = GRPOConfig(
+            loss_type=cfg.loss_type, group_size=cfg.group_size, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
+            beta=cfg.beta, temperature=cfg.rollout.temperature, max_completion_length=cfg.max_completion_length,
+            dynamic_sampling=cfg.dynamic_sampling, max_grad_norm=cfg.max_grad_norm, old_logprobs=old_logprobs)
+        self.ref_model = None
+        if cfg.beta > 0:  # as the local trainer: KL to the policy GRPO started from
+            import copy
+
+            self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_factor(0, False, cfg.steps))
+        if optimizer_state is not None:
+            self.opt.load_state_dict(optimizer_state)
+            self.sched.load_state_dict(scheduler_state)
+        self._version = start_version
+
+    def version(self) -> int:
+        return self._version
+
+    def step(self, batch: list[Trajectory]) -> dict[str, Any]:
+        """One GRPO step on whole groups (``group_size`` adjacent trajectories each)."""
+        from toolzoo.trainer.episodes import domain_tools
+        from toolzoo.trainer.grpo import Rollout, grpo_step
+        from toolzoo.trainer.losses import overlong_penalty
+
+        t0 = time.perf_counter()
+        cfg, g = self.cfg, self.cfg.group_size
+        lags = [self._version - int(t.meta.get(VERSION_KEY, 0)) for t in batch]
+        rollouts, successes = [], []
+        for i in range(0, len(batch), g):
+            group = batch[i:i + g]
+            rewards = [float(t.outcome.reward) for t in group]
+            successes += [float(t.outcome.success) for t in group]
+            if cfg.overlong.enabled:
+                lengths = torch.tensor([_sampled_tokens(t) for t in group], dtype=torch.float)
+                pen = overlong_penalty(lengths, cfg.max_completion_length, cfg.overlong.cache)
+                rewards = [r + float(p) for r, p in zip(rewards, pen)]
+            needs_tools = any(m.role == "assistant" and m.tokens is None for t in group for m in t.messages)
+            domain = group[0].task.domain
+            tools = domain_tools(self.sources.get(domain, domain)) if needs_tools else None
+            rollouts += [Rollout.from_messages(t.messages, r, self.tokenizer, tools) for t, r in zip(group, rewards)]
+        lr = self.opt.param_groups[0]["lr"]
+        stats = grpo_step(self.model, self.opt, rollouts, self.gcfg, pad_id=self.pad_id, ref_model=self.ref_model)
+        self.sched.step()
+        row = stats.model_dump()
+        row.update(success=sum(successes) / max(1, len(successes)), lr=lr, policy_version=self._version,
+                   lag_max=max(lags), lag_mean=sum(lags) / len(lags), episodes=len(batch),
+                   learner_s=round(time.perf_counter() - t0, 4))
+        self._version += 1
+        return row
+
+    def weights(self) -> dict[str, Any]:
+        sd = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        return {"files": self.files, "state_dict": sd, "version": self._version}
+
+    def trainer_state(self) -> dict[str, Any]:
+        """What a checkpoint needs beyond the weights (for ``--resume``)."""
+        opt = self.opt.state_dict()  # its per-parameter dicts are the optimizer's own: copy, never edit
+        opt["state"] = {i: {k: v.to("cpu", copy=True) if torch.is_tensor(v) else v for k, v in s.items()}
+                        for i, s in opt["state"].items()}
+        return {"optimizer": opt, "scheduler": self.sched.state_dict(), "version": self._version}
+
+
+def _sampled_tokens(traj: Trajectory) -> int:
+    return sum(len(m.tokens.completion_ids) for m in traj.messages if m.role == "assistant" and m.tokens)
+
+
+# --------------------------------------------------------------------------- groups into the feed
+
+
+class GroupAssembler:
+    """Collects a group's ``size`` episodes as they finish (any order, any worker); a whole
+    group enters the feed at once, every member tagged with the group's *oldest* policy
+    version, so the feed keeps or drops the group as one and never splits it. Groups with an
+    infra or user-simulator failure (or an episode whose workers kept dying) are dropped: not
+    the policy's doing, no signal to learn from (as the local trainer)."""
+
+    def __init__(self, size: int, feed: TrajectoryFeed):
+        self.size = size
+        self.feed = feed
+        self._open: dict[int, dict[int, Trajectory | None]] = {}
+        self.dropped = 0
+        self.by_worker: dict[str, int] = {}
+
+    def episodes(self) -> int:
+        """Finished episodes waiting for the rest of their group."""
+        return sum(len(m) for m in self._open.values())
+
+    def add(self, group: int, member: int, traj: Trajectory | None) -> bool:
+        """Record one finished episode (None: it could not be run); True when its group was
+        completed and went into the feed."""
+        members = self._open.setdefault(group, {})
+        members[member] = traj
+        if traj is not None and "worker" in traj.meta:
+            self.by_worker[traj.meta["worker"]] = self.by_worker.get(traj.meta["worker"], 0) + 1
+        if len(members) < self.size:
+            return False
+        del self._open[group]
+        trajs = [members[k] for k in range(self.size)]
+        if any(t is None or t.outcome is None or t.outcome.failure not in (None, "agent") for t in trajs):
+            self.dropped += 1
+            return False
+        tag = min(int(t.meta.get(VERSION_KEY, 0)) for t in trajs)
+        for t in trajs:
+            self.feed.put(t, version=tag)
+        return True
+
+
+# --------------------------------------------------------------------------- driver helpers
+
+
+class _Metrics:
+    """``output/metrics.jsonl``, one row per step; on resume rows past the checkpoint go."""
+
+    def __init__(self, out: Path, keep_upto: int | None):
+        self.path = out / "metrics.jsonl"
+        if keep_upto is not None and self.path.exists():
+            rows = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= keep_upto]
+            self.path.write_text("".join(r + "\n" for r in rows))
+        elif keep_upto is None and self.path.exists():
+            self.path.unlink()
+
+    def write(self, row: dict[str, Any]) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+class _Bar:
+    def __init__(self, total: int, done: int, enabled: bool):
+        self.p = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.p = Progress(TextColumn("[bold]train (ray)"), BarColumn(), MofNCompleteColumn(),
+                              TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+            self.p.__enter__()
+            self.t = self.p.add_task("train", total=total, completed=done, info="")
+
+    def update(self, row: dict[str, Any]) -> None:
+        if self.p is not None:
+            info = f"{row['phase']} loss {row.get('loss', 0.0):.4f}"
+            if "reward_mean" in row:
+                info += f" reward {row['reward_mean']:.3f} lag<={row.get('lag_max', 0)}"
+            self.p.update(self.t, completed=row["step"], info=info)
+
+    def close(self) -> None:
+        if self.p is not None:
+            self.p.__exit__(None, None, None)
+
+
+def _load_base(cfg: TrainConfig, out: Path, ckpt: Path | None, tasks, convs) -> Path:
+    """The starting checkpoint folder: the resumed one, ``model.path``, or a tiny model built
+    into ``output/base`` as the local trainer builds it."""
+    if ckpt is not None:
+        return ckpt
+    if cfg.model.tiny is None:
+        return Path(cfg.model.path)
+    from toolzoo.trainer.sft_data import corpus_texts
+    from toolzoo.trainer.tiny import build_tiny
+
+    path = out / "base"
+    if not (path / "config.json").exists():
+        build_tiny(path, corpus_texts(cfg.domains, convs()), cfg.model.tiny)
+    return path
+
+
+def _sft_conversations(cfg: TrainConfig, tasks) -> list:
+    from toolzoo.trainer.sft_data import load_conversations
+
+    drawn = tasks.draw(cfg.domains, cfg.lengths, cfg.sft.episodes, cfg.seed) if cfg.sft.source == "oracle" else []
+    return load_conversations(cfg.sft.source, domains=cfg.domains, tasks=drawn, min_score=cfg.sft.min_score,
+                              user_mode=cfg.user_mode)
+
+
+def _train_job(cfg: TrainConfig, tasks, rng: random.Random) -> tuple[str, int, int]:
+    """(domain, seed, length) of a training task, drawn as the local trainer draws them."""
+    from toolzoo.trainer.loop import TRAIN_SEED_SPAN
+
+    for _ in range(1000):
+        d, length = rng.choice(cfg.domains), rng.choice(cfg.lengths)
+        seed = cfg.seed + rng.randrange(TRAIN_SEED_SPAN)
+        if tasks.get(d, seed, length) is not None:
+            return d, seed, length
+    raise RuntimeError("cannot generate training tasks for the configured domains and lengths")
+
+
+def worker_run_config(cfg: TrainConfig, base: Path, out: Path, concurrency: int) -> RunConfig:
+    """The Run config rollout workers execute: the policy as an HF agent (sampling), the
+    scripted user, inline sandboxes, the training episode limits."""
+    return RunConfig(
+        run=cfg.train, domains=cfg.domains, lengths=cfg.lengths, generator=cfg.generator, trials=cfg.group_size,
+        seed=cfg.seed, agent={"kind": "hf", "path": str(base), "temperature": cfg.rollout.temperature,
+                              "max_new_tokens": cfg.rollout.max_new_tokens},
+        user={"kind": "scripted", "mode": cfg.user_mode}, sandbox={"backend": "inline"},
+        limits=Limits(max_turns=cfg.max_turns), concurrency=concurrency, output=str(out / "rollouts"), report=False)
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+def train_on_ray(cfg: TrainConfig, *, address: str | None, resume: bool = False, progress: bool = True,
+                 max_off_policy_steps: int | None = None, num_workers: int | None = None,
+                 worker_cpus: float = 1.0, learner_options: dict[str, Any] | None = None,
+                 num_cpus: int | None = None, object_store_mb: int | None = None) -> dict[str, Any]:
+    """Train ``cfg`` (algorithm ``grpo``, with its optional SFT warm-up) with rollouts on Ray;
+    ``address`` None starts a local cluster sized for this machine (``init_ray``). Returns the
+    local trainer's summary (steps, seconds, last row, final eval, paths) plus a ``ray`` block.
+
+    ``max_off_policy_steps``: default ``cfg.max_off_policy_steps`` when the Train format has
+    it, else 1. ``num_workers``: default the cluster's CPUs (less the learner's) / worker_cpus.
+    ``learner_options``: Ray actor options; default one GPU when the cluster has GPUs, else no
+    CPU reservation (it must not starve the rollout workers on a small machine)."""
+    if cfg.algorithm == "sft":  # nothing to roll out: Ray would add only overhead
+        from toolzoo.trainer.loop import train
+
+        log.warning("algorithm sft has no rollouts: training in this process")
+        return train(cfg, resume=resume, progress=progress)
+    if cfg.algorithm != "grpo":
+        raise ValueError(f"--ray trains algorithm grpo (and sft); {cfg.algorithm!r} runs without --ray")
+    import ray
+
+    from toolzoo.cluster.ray_setup import init_ray, shutdown_ray
+    from toolzoo.trainer.episodes import Tasks
+
+    max_off = max_off_policy_steps if max_off_policy_steps is not None else getattr(
+        cfg, "max_off_policy_steps", DEFAULT_MAX_OFF_POLICY_STEPS)
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    started = time.perf_counter()
+
+    tasks = Tasks(cfg.generator)
+    rng = random.Random(cfg.seed)
+    ckpt = latest_checkpoint(out) if resume else None
+    state = load_trainer_state(ckpt) if ckpt is not None else None
+    cache: list = []
+
+    def convs() -> list:
+        if not cache:
+            cache.append(_sft_conversations(cfg, tasks))
+        return cache[0]
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = _load_base(cfg, out, ckpt, tasks, convs)
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(base), AutoTokenizer.from_pretrained(base)
+    step = 0
+    if state is not None:
+        step = state["step"]
+        rng.setstate(state["rng_trainer"])
+        set_rng_state(state["rng"])
+    elif cfg.checkpoint_every:
+        save_checkpoint(out / "checkpoints" / "step_0", model, tokenizer, None)
+    total = cfg.sft.steps + cfg.steps
+    metrics = _Metrics(out, step if state is not None else None)
+    bar = _Bar(total, step, progress)
+    last: dict[str, Any] = {}
+
+    def eval_now(save_to: Path | None = None) -> dict[str, Any]:
+        from toolzoo.agents.hf import HFAgent
+        from toolzoo.trainer.evaluate import eval_tasks, evaluate
+
+        agent = HFAgent(model=model, tokenizer=tokenizer, greedy=True, max_new_tokens=cfg.rollout.max_new_tokens)
+        t0 = time.perf_counter()
+        held_out = eval_tasks(tasks, cfg.domains, cfg.eval.lengths, cfg.eval.tasks_per_length, cfg.eval.seed)
+        res = evaluate(agent, held_out, user_mode=cfg.user_mode, limits=Limits(max_turns=cfg.max_turns),
+                       save_to=save_to, sources=tasks.sources)
+        res["seconds"] = round(time.perf_counter() - t0, 3)
+        return res
+
+    def emit(row: dict[str, Any], phase_state: dict[str, Any] | None) -> None:
+        nonlocal last
+        s = row["step"]
+        if cfg.eval.every and s % cfg.eval.every == 0 and s != total:
+            row["eval"] = eval_now()
+        if s == total:
+            row["eval"] = eval_now(save_to=out / "eval")
+        metrics.write(row)
+        bar.update(row)
+        last = row
+        if phase_state is not None and cfg.checkpoint_every and s % cfg.checkpoint_every == 0 and s != total:
+            save_checkpoint(out / "checkpoints" / f"step_{s}", model, tokenizer,
+                            {"step": s, **phase_state, "rng": rng_state(), "rng_trainer": rng.getstate()})
+
+    ray_info: dict[str, Any] = {}
+    try:
+        if cfg.eval.at_start and step == 0:
+            metrics.write({"step": 0, "phase": "start", "eval": eval_now()})
+        if step < cfg.sft.steps:
+            step = _sft_warmup(cfg, model, tokenizer, convs(), rng, step, state, emit)
+        if step < total:
+            grpo_state = state if state is not None and state.get("phase") == "grpo" else None
+            files = _packed(model, tokenizer)
+            was_up = ray.is_initialized()
+            info = init_ray(address, num_cpus=num_cpus, object_store_mb=object_store_mb)
+            try:
+                ray_info = _grpo_on_ray(cfg, model, files, tasks, rng, step, grpo_state, emit, out=out, base=base,
+                                        max_off=max_off, num_workers=num_workers, worker_cpus=worker_cpus,
+                                        learner_options=learner_options, cluster_cpus=info.cpus)
+                ray_info["address"] = info.address
+            finally:
+                if info.local and not was_up:  # a cluster we started for this run
+                    shutdown_ray()
+            step = total
+        if total == 0:
+            last = {"step": 0, "phase": "none", "eval": eval_now(save_to=out / "eval")}
+            metrics.write(last)
+        final = save_checkpoint(out / "final", model, tokenizer, None)
+    finally:
+        bar.close()
+    summary = {"train": cfg.train, "algorithm": cfg.algorithm, "steps": step,
+               "seconds": round(time.perf_counter() - started, 3), "last": last, "eval": last.get("eval"),
+               "final": str(final), "metrics": str(metrics.path), "ray": ray_info}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _packed(model, tokenizer) -> dict[str, bytes]:
+    """The model as it is now (after any SFT warm-up), as files to ship to the learner."""
+    with tempfile.TemporaryDirectory(prefix="tzstart-") as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        return pack_checkpoint(Path(tmp), weights=True)
+
+
+def _sft_warmup(cfg: TrainConfig, model, tokenizer, conversations, rng: random.Random, step: int,
+                state: dict[str, Any] | None, emit) -> int:
+    """The local trainer's SFT warm-up phase (same batches, optimizer and schedule), in the driver."""
+    from toolzoo.trainer.data import tokenize_conversation
+    from toolzoo.trainer.sft import sft_step
+
+    seqs = [tokenize_conversation(tokenizer, m, t) for m, t in conversations]
+    if not seqs:
+        raise ValueError("no SFT conversations (check sft.source and sft.min_score)")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft.learning_rate, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(cfg.sft.warmup_steps, True, cfg.sft.steps))
+    if state is not None and state.get("phase") == "sft" and step > 0:
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+    while step < cfg.sft.steps:
+        t0 = time.perf_counter()
+        lr = opt.param_groups[0]["lr"]
+        batch = rng.sample(seqs, min(cfg.sft.batch_size, len(seqs)))
+        loss = sft_step(model, opt, batch, pad_id, cfg.max_grad_norm)
+        sched.step()
+        step += 1
+        emit({"step": step, "phase": "sft", "loss": loss, "tokens": sum(sum(s.assistant_mask) for s in batch),
+              "lr": lr, "seconds": round(time.perf_counter() - t0, 4)},
+             {"phase": "sft", "optimizer": opt.state_dict(), "scheduler": sched.state_dict()})
+    return step
+
+
+def _grpo_on_ray(cfg: TrainConfig, model, files, tasks, rng, step: int, state, emit, *, out: Path, base: Path,
+                 max_off: int, num_workers: int | None, worker_cpus: float, learner_options,
+                 cluster_cpus: float) -> dict[str, Any]:
+    import ray
+
+    from toolzoo.cluster.actors import rollout_pool, wait_any
+    from toolzoo.tools.zoo import get_domain
+
+    g, total = cfg.group_size, cfg.sft.steps + cfg.steps
+    batch_eps = cfg.batch * g
+    if learner_options is None:
+        has_gpu = ray.cluster_resources().get("GPU", 0) >= 1
+        learner_options = {"num_gpus": 1, "num_cpus": 1} if has_gpu else {"num_cpus": 0}
+    if num_workers is None:
+        spare = cluster_cpus - float(learner_options.get("num_cpus", 0))
+        num_workers = max(1, int(spare // worker_cpus))
+    feed = TrajectoryFeed(max_off, capacity=max(4096 // g, 4 * cfg.batch) * g)  # whole groups only
+    groups = GroupAssembler(g, feed)
+    sources = {get_domain(d).name: d for d in cfg.domains}  # the learner finds YAML domains' tools
+    # Off-policy episodes: the clipped ratio against their sampling log-probs bounds the update.
+    old_logprobs = "sampled" if max_off > 0 else "recompute"
+    learner = ray.remote(GRPOLearner).options(max_restarts=0, **learner_options).remote(
+        cfg.model_dump_json(), ray.put(files), sources, step - cfg.sft.steps,
+        state["optimizer"] if state else None, state["scheduler"] if state else None, old_logprobs)
+    version = int(ray.get(learner.version.remote()))
+    weights_ref = learner.weights.remote()
+    run_cfg = worker_run_config(cfg, base, out, concurrency=max(1, math.ceil(batch_eps * (max_off + 1) / num_workers)))
+    pool = rollout_pool(run_cfg, f"{cfg.train}-train", size=num_workers, worker_cpus=worker_cpus,
+                        load_weights=load_policy_weights)
+    for handle in pool.handles:
+        handle.set_policy.remote(version, weights_ref)
+    pool.on_new_actor = lambda handle: handle.set_policy.remote(version, weights_ref)  # replacements start current
+    next_group = failed = submitted = 0
+    step_ref, sent_wait = None, 0.0
+    idle_since = last_done = time.perf_counter()
+
+    def dispatch() -> None:
+        nonlocal step_ref, sent_wait
+        batch = feed.take(batch_eps, version) if step < total else None
+        if batch is not None:
+            sent_wait = time.perf_counter() - idle_since
+            step_ref = learner.step.remote(batch)
+
+    try:
+        while step < total:
+            # Episodes started now are tagged ``version``; they are usable for max_off more
+            # steps, one fewer while a step is in flight. More than that would only go stale.
+            budget = batch_eps * (max_off + (0 if step_ref is not None else 1))
+            while pool.pending() + groups.episodes() + len(feed) + g <= budget:
+                d, seed, length = _train_job(cfg, tasks, rng)
+                for k in range(g):  # unique trial numbers: unique episode ids across groups
+                    pool.submit((next_group, k), Job(d, length, seed, next_group * g + k))
+                next_group += 1
+                submitted += g
+            pool.fill()
+            ready = wait_any(pool.refs() + ([step_ref] if step_ref is not None else []))
+            for done in pool.collect(ready):
+                gid, k = done.key
+                failed += done.error is not None
+                groups.add(gid, k, None if done.error is not None else Trajectory.model_validate_json(done.value))
+            if step_ref is None or step_ref not in ready:
+                if step_ref is None:
+                    dispatch()
+                continue
+            row = ray.get(step_ref)
+            step_ref, idle_since, wait = None, time.perf_counter(), sent_wait
+            version = int(ray.get(learner.version.remote()))
+            weights_ref = learner.weights.remote()
+            for handle in pool.handles:
+                handle.set_policy.remote(version, weights_ref)
+            step += 1
+            checkpoint = bool(cfg.checkpoint_every) and step % cfg.checkpoint_every == 0 and step != total
+            tstate = ray.get(learner.trainer_state.remote()) if checkpoint else None
+            if checkpoint or step == total or (cfg.eval.every and step % cfg.eval.every == 0):
+                model.load_state_dict(ray.get(weights_ref)["state_dict"])  # the driver's copy: eval, saving
+            dispatch()  # the learner's next step runs while the driver evaluates and saves
+            now = time.perf_counter()
+            row = {"step": step, "phase": "grpo", **row, "groups_dropped": groups.dropped,
+                   "wait_s": round(wait, 4), "seconds": round(now - last_done, 4)}
+            last_done = now
+            emit(row, {"phase": "grpo", "optimizer": tstate["optimizer"], "scheduler": tstate["scheduler"]}
+                 if tstate else None)
+    finally:
+        pool.shutdown()
+        ray.kill(learner, no_restart=True)
+    return {"workers": num_workers, "max_off_policy_steps": max_off, "old_logprobs": old_logprobs,
+            "episodes_submitted": submitted, "episodes_by_worker": groups.by_worker,
+            "groups_dropped": groups.dropped, "failed_rollouts": failed, "feed": feed.stats.model_dump(),
+            "worker_restarts": pool.restarts, "redispatched": pool.redispatched,
+            "learner_options": learner_options}
+
+
+__all__ = ["GRPOLearner", "GroupAssembler", "train_on_ray", "load_policy_weights"]
