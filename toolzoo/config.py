@@ -10,12 +10,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
 
 Path_ = tuple[str | int, ...]
+
+
+def _lengths(v: list[int]) -> list[int]:
+    if not v or any(x < 1 for x in v):
+        raise ValueError("lengths must be positive integers")
+    return sorted(set(v))
+
+
+# Task lengths in subtasks, as every YAML format writes them: positive, deduplicated, sorted.
+Lengths = Annotated[list[int], AfterValidator(_lengths)]
 M = TypeVar("M", bound=BaseModel)
 
 

@@ -26,7 +26,7 @@ from toolzoo.cluster.actors import (
 from toolzoo.cluster.ray_setup import init_ray
 from toolzoo.core import Outcome, Task, Trajectory
 from toolzoo.envs.run_config import RunConfig
-from toolzoo.envs.runner import Job, Runner, _merge_json, _Progress, plan_jobs, summarize
+from toolzoo.envs.runner import Job, Runner, RunProgress, _merge_json, plan_jobs, summarize
 from toolzoo.envs.taskgen import TaskGenerationError
 
 
@@ -64,7 +64,6 @@ class RayRunner:
         stored = store.repair()  # ids already on disk: the dedupe set
         suite = getattr(self.local.tasks, "suite", None)  # a hand-written task suite, if the run has one
         total = len(plan_jobs(self.config, suite) if suite is not None else plan_jobs(self.config))
-        stats = {"done": len(stored), "ok": 0, "judged": 0, "infra": 0}
         want_judges = judges_needed(self.config) and (self.judges_factory is not None or judges_available())
         size = self.num_workers or max(1, int(info.cpus // max(self.worker_cpus, 1e-9)) or 1)
         size = max(1, min(size, len(jobs) or 1))
@@ -78,16 +77,9 @@ class RayRunner:
             stored.add(traj.episode_id)
             if self.on_episode:
                 self.on_episode(traj)
-            stats["done"] += 1
-            failure = traj.outcome.failure if traj.outcome else "infra"
-            if failure in ("infra", "user_sim", "judge"):
-                stats["infra"] += failure == "infra"
-            else:
-                stats["judged"] += 1
-                stats["ok"] += int(bool(traj.outcome and traj.outcome.success))
-            bar.update(stats)
+            bar.record(traj)
 
-        bar = _Progress(total, stats["done"], enabled=progress)
+        bar = RunProgress(total, len(stored), enabled=progress)
         try:
             with bar:
                 if jobs:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from toolzoo.config import load_yaml_model
+from toolzoo.config import Lengths, load_yaml_model
 from toolzoo.envs.episode import Limits
 from toolzoo.envs.taskgen import GeneratorOptions
 from toolzoo.sandbox.base import SandboxLimits
@@ -49,7 +49,7 @@ class RunConfig(_Strict):
     run: str
     domains: list[str] = Field(default_factory=list)
     task_suite: str | None = Field(None, description="a hand-written task suite YAML instead of generated tasks")
-    lengths: list[int] = Field(default_factory=lambda: [1, 2, 4, 8])
+    lengths: Lengths = Field(default_factory=lambda: [1, 2, 4, 8])
     tasks_per_length: int = Field(10, ge=1)
     trials: int = Field(1, ge=1)
     seed: int = 0
@@ -76,12 +76,6 @@ class RunConfig(_Strict):
             raise ValueError("give `domains` (generated tasks) or `task_suite` (a task suite YAML)")
         return self
 
-    @field_validator("lengths")
-    @classmethod
-    def _positive(cls, v: list[int]) -> list[int]:
-        if not v or any(x < 1 for x in v):
-            raise ValueError("lengths must be positive integers")
-        return sorted(set(v))
 
 
 def load_run_config(path: str | Path) -> RunConfig:

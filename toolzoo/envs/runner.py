@@ -189,9 +189,8 @@ class Runner:
         judges = self.build_judges()
         agents, users = AgentFactory(self.config.agent), UserFactory(self.config.user)
         total = len(plan_jobs(self.config, self.tasks.suite))
-        stats = {"done": total - len(jobs), "ok": 0, "judged": 0, "infra": 0}
         sem = asyncio.Semaphore(self.config.concurrency)
-        bar = _Progress(total, stats["done"], enabled=progress)
+        bar = RunProgress(total, total - len(jobs), enabled=progress)
 
         async def one(job: Job) -> None:
             async with sem:
@@ -201,14 +200,7 @@ class Runner:
             self.store.append(traj)
             if self.on_episode:
                 self.on_episode(traj)
-            stats["done"] += 1
-            failure = traj.outcome.failure if traj.outcome else "infra"
-            if failure in ("infra", "user_sim", "judge"):
-                stats["infra"] += failure == "infra"
-            else:
-                stats["judged"] += 1
-                stats["ok"] += int(bool(traj.outcome and traj.outcome.success))
-            bar.update(stats)
+            bar.record(traj)
 
         started = time.perf_counter()
         try:
@@ -238,15 +230,29 @@ def _merge_json(path: Path, blocks: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False))
 
 
-class _Progress:
+class RunProgress:
+    """The rich progress bar of a run: episodes done, success so far, infra errors."""
+
     def __init__(self, total: int, done: int, enabled: bool):
         self.enabled = enabled
         self.total = total
         self._progress = None
         self._task = None
         self._done = done
+        self.stats = {"done": done, "ok": 0, "judged": 0, "infra": 0}
 
-    def __enter__(self) -> _Progress:
+    def record(self, traj: Trajectory) -> None:
+        stats = self.stats
+        stats["done"] += 1
+        failure = traj.outcome.failure if traj.outcome else "infra"
+        if failure in ("infra", "user_sim", "judge"):
+            stats["infra"] += failure == "infra"
+        else:
+            stats["judged"] += 1
+            stats["ok"] += int(bool(traj.outcome and traj.outcome.success))
+        self.update(stats)
+
+    def __enter__(self) -> RunProgress:
         if self.enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

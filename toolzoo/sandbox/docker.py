@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from toolzoo.sandbox.base import ExecResult, SandboxSpec, deadline_for
-from toolzoo.sandbox.limits import WORKSPACE, container_path, kill_group, proc_info
+from toolzoo.sandbox.limits import WORKSPACE, OwnedSession, container_path, kill_group, proc_info
 from toolzoo.sandbox.reaper import RegistryEntry, process_start_time, record, unrecord
 from toolzoo.tools.session import MCPSession, ToolSession, stdio_params
 
@@ -85,6 +85,7 @@ class DockerSandbox:
         self.tainted = False
         self.container: Any = None
         self._session: MCPSession | None = None
+        self._owner: OwnedSession | None = None
         self._entry: RegistryEntry | None = None
         self._closed = False
 
@@ -117,8 +118,8 @@ class DockerSandbox:
             labels=self.spec.labels(self.deadline), deadline=self.deadline, driver_pid=os.getpid(),
             driver_start=process_start_time(os.getpid()), container=self.name)
         record(self._entry)  # before the container exists: a crash in between still gets reaped
-        self._session = MCPSession(stdio_params([os.environ.get("TOOLZOO_DOCKER_CLI", "docker"), *self.run_args()]))
-        await self._session.open()
+        self._owner = OwnedSession(stdio_params([os.environ.get("TOOLZOO_DOCKER_CLI", "docker"), *self.run_args()]))
+        self._session = await self._owner.open()
         self.container = await asyncio.to_thread(docker_client().containers.get, self.name)
 
     @property
@@ -261,8 +262,8 @@ class DockerSandbox:
                 docker_client().containers.get(self.name).remove(force=True)
 
         await asyncio.to_thread(remove)
-        if self._session is not None:
-            await self._session.close()
+        if self._owner is not None:
+            await self._owner.close()
         if self._entry is not None:
             unrecord(self._entry)
 

@@ -261,3 +261,45 @@ def container_path(path: str) -> str:
     if p != WORKSPACE and not p.startswith(WORKSPACE + "/"):
         raise PermissionError(f"path {path!r} is outside the workspace")
     return p
+
+
+class OwnedSession:
+    """An MCPSession opened and closed by one dedicated task. The SDK's client holds anyio
+    cancel scopes that must be exited by the task that entered them; sandboxes are created in
+    one task (a pool's refiller) and closed in another (whoever releases), so the session
+    lives in its own task and ``close`` just signals it."""
+
+    def __init__(self, server) -> None:
+        from toolzoo.tools.session import MCPSession
+
+        self.session = MCPSession(server)
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    async def open(self):
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future = loop.create_future()
+
+        async def owner() -> None:
+            try:
+                await self.session.open()
+            except BaseException as exc:
+                if not ready.done():
+                    ready.set_exception(exc)
+                return
+            ready.set_result(None)
+            await self._stop.wait()
+            await self.session.close()
+
+        self._task = asyncio.create_task(owner())
+        await ready
+        return self.session
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), 10)
+        except (asyncio.TimeoutError, Exception):
+            self._task.cancel()

@@ -57,6 +57,7 @@ class ProcessSandbox:
         self.pid: int | None = None
         self._extra_ro = extra_ro
         self._session: MCPSession | None = None
+        self._owner: L.OwnedSession | None = None
         self._entry: RegistryEntry | None = None
         self._closed = False
 
@@ -88,8 +89,8 @@ class ProcessSandbox:
         argv = self._prefix(ttl_s=self.deadline - time.time(), cpu_seconds=None) + server
         env = self._marker_env() | L.unisolated_env()
         cwd = None if self.isolated else self.workspace
-        self._session = MCPSession(stdio_params(argv, env=env, cwd=cwd))
-        await self._session.open()
+        self._owner = L.OwnedSession(stdio_params(argv, env=env, cwd=cwd))
+        self._session = await self._owner.open()
         # The SDK spawns the server in a new session: its pid is the group id. Find it by our
         # unique workspace path in its command line (the SDK does not expose the process).
         me = os.getpid()
@@ -172,8 +173,8 @@ class ProcessSandbox:
         # Kill first so the SDK's graceful shutdown (stdin close, 2 s grace) returns at once.
         if self.pid is not None:
             L.kill_group(self.pid)
-        if self._session is not None:
-            await self._session.close()
+        if self._owner is not None:
+            await self._owner.close()
         if self.uid is not None:
             # Processes of the sandbox's own uid (a fork bomb may still be forking): kill until none.
             for _ in range(100):
