@@ -19,8 +19,9 @@ if command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1 && [ "$(id -u)
   for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
 fi
 scripts/setup.sh dev,train
-if docker info >/dev/null 2>&1 && [ -f toolzoo/sandbox/image/build.sh ]; then
-  bash toolzoo/sandbox/image/build.sh
+if docker info >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  # The local sandbox image (no registry needed); pins its packages to the venv's versions.
+  PATH="$PWD/.venv/bin:$PATH" VIRTUAL_ENV="$PWD/.venv" bash toolzoo/sandbox/image/build.sh
 fi
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" OMP_WAIT_POLICY=PASSIVE
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

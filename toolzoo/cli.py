@@ -238,6 +238,12 @@ def _zoo_synth(args: argparse.Namespace) -> int:
                          repair_attempts=args.repair_attempts, workers=args.workers, console=console)
 
 
+def _sandbox_gc(args: argparse.Namespace) -> int:
+    from toolzoo.sandbox.reaper import gc_command
+
+    return gc_command(args.run, expired=args.expired)
+
+
 def _train(args: argparse.Namespace) -> int:
     from toolzoo.trainer.loop import train_command
 
@@ -337,6 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out")
     p.add_argument("--check", action="store_true", help="validate strictly against the official schemas first")
     p.set_defaults(func=_k8s_render)
+
+    sandbox = sub.add_parser("sandbox", help="sandboxes").add_subparsers(dest="sandbox_command", required=True)
+    p = sandbox.add_parser("gc", help="remove sandboxes a crashed driver left behind (process groups, containers)")
+    p.add_argument("--run", help="only this run's sandboxes (all of them, even if their driver lives)")
+    p.add_argument("--expired", action="store_true", help="also sandboxes past their deadline")
+    p.set_defaults(func=_sandbox_gc)
 
     p = sub.add_parser("train", help="train a policy (SFT, GRPO family, π-Distill, OPSD) from a Train config")
     p.add_argument("config")

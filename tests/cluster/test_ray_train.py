@@ -40,56 +40,7 @@ def _rows(out: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(150)
-def test_grpo_on_ray_with_two_workers(ray_cluster, tmp_path):
-    from transformers import AutoModelForCausalLM
-
-    from toolzoo.cluster.ray_train import train_on_ray
-
-    out = tmp_path / "run"
-    cfg = TrainConfig.model_validate(_config(out))
-    summary = train_on_ray(cfg, address=None, progress=False, max_off_policy_steps=1, num_workers=2)
-
-    rows = _rows(out)
-    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]
-    assert [r["phase"] for r in rows] == ["sft", "sft", "grpo", "grpo", "grpo"]
-    grpo = rows[2:]
-    # the learner's version before each step, and every consumed episode within the bound
-    assert [r["policy_version"] for r in grpo] == [0, 1, 2]
-    assert all(0 <= r["lag_max"] <= 1 and r["episodes"] == 4 for r in grpo)
-    assert all({"loss", "reward_mean", "success", "lr", "seconds", "wait_s"} <= set(r) for r in grpo)
-    # evaluation every 2 steps (an SFT step and a GRPO step) and at the end, as the local trainer
-    assert [("eval" in r) for r in rows] == [False, True, False, True, True]
-    assert rows[-1]["eval"]["by_length"]["1"]["n"] == 2 and summary["eval"] == rows[-1]["eval"]
-    assert (out / "eval" / "trajectories.jsonl").exists()
-
-    ray_block = summary["ray"]
-    feed = ray_block["feed"]
-    assert feed["consumed"] == 12 and feed["max_lag"] <= 1
-    # the episodes of the second batch started under version 0 and were consumed at version 1
-    assert feed["lags"].get("1", feed["lags"].get(1, 0)) > 0
-    assert len(ray_block["episodes_by_worker"]) == 2  # both workers ran episodes
-    assert ray_block["worker_restarts"] == 0 and ray_block["failed_rollouts"] == 0
-
-    assert summary["steps"] == 5 and Path(summary["final"]) == out / "final"
-    assert {"train", "algorithm", "steps", "seconds", "last", "eval", "final", "metrics"} <= set(summary)
-    assert json.loads((out / "summary.json").read_text())["steps"] == 5
-    for name in ("step_0", "step_2", "step_4"):
-        assert (out / "checkpoints" / name / "config.json").exists()
-    assert (out / "checkpoints" / "step_4" / "trainer_state.pt").exists()
-    import torch
-
-    state = torch.load(out / "checkpoints" / "step_4" / "trainer_state.pt", weights_only=False)
-    assert state["step"] == 4 and state["phase"] == "grpo" and state["optimizer"]["state"]
-    start = AutoModelForCausalLM.from_pretrained(out / "checkpoints" / "step_2")
-    final = AutoModelForCausalLM.from_pretrained(out / "final")
-    assert final.config.hidden_size == 32
-    # GRPO changed the weights the workers received and the driver saved
-    assert any(not torch.equal(a, b) for a, b in zip(start.state_dict().values(), final.state_dict().values()))
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(300)
 def test_cli_train_ray(tmp_path):
     """``python -m toolzoo.cli train CONFIG --ray``: a local cluster of its own (this machine's
     CPUs, 150 MB object store, temp dir from TOOLZOO_RAY_TMP), the default staleness bound (1),
@@ -104,7 +55,7 @@ def test_cli_train_ray(tmp_path):
     env = {**os.environ, "TOOLZOO_RAY_TMP": "/tmp/tzray-cli", "OMP_NUM_THREADS": "1"}
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.run([sys.executable, "-m", "toolzoo.cli", "train", str(path), "--ray"], env=env,
-                          capture_output=True, text=True, timeout=140)
+                          capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "length 1: success" in proc.stdout and "final checkpoint" in proc.stdout
     rows = _rows(out)
@@ -112,6 +63,119 @@ def test_cli_train_ray(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ray"]["workers"] == 2 and summary["ray"]["feed"]["max_lag"] <= 1
     assert (out / "final" / "config.json").exists()
+
+
+@pytest.fixture(scope="module")
+def run(ray_cluster, tmp_path_factory):
+    from toolzoo.cluster.ray_train import train_on_ray
+
+    out = tmp_path_factory.mktemp("raytrain") / "run"
+    cfg = TrainConfig.model_validate(_config(out))
+    return out, train_on_ray(cfg, address=None, progress=False, max_off_policy_steps=1, num_workers=2)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_grpo_on_ray_metrics_staleness_eval(run):
+    out, summary = run
+    rows = _rows(out)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]
+    assert [r["phase"] for r in rows] == ["sft", "sft", "grpo", "grpo", "grpo"]
+    grpo = rows[2:]
+    # the learner's version before each step, and every consumed episode within the bound; at
+    # version 2 nothing from version 0 is allowed, so the workers did receive new weights
+    assert [r["policy_version"] for r in grpo] == [0, 1, 2]
+    assert all(0 <= r["lag_max"] <= 1 and r["episodes"] == 4 for r in grpo)
+    assert all({"loss", "reward_mean", "success", "lr", "seconds", "wait_s", "learner_s"} <= set(r) for r in grpo)
+    # evaluation every 2 steps (an SFT step and a GRPO step) and at the end, as the local trainer
+    assert [("eval" in r) for r in rows] == [False, True, False, True, True]
+    assert rows[-1]["eval"]["by_length"]["1"]["n"] == 2 and summary["eval"] == rows[-1]["eval"]
+    assert (out / "eval" / "trajectories.jsonl").exists()
+
+    ray_block = summary["ray"]
+    feed = ray_block["feed"]
+    assert feed["consumed"] == 12 and feed["max_lag"] <= 1
+    # two batches start under version 0 at once: the second is consumed at version 1
+    assert feed["lags"].get(1, 0) >= 4
+    assert len(ray_block["episodes_by_worker"]) == 2  # both workers ran episodes
+    assert ray_block["worker_restarts"] == 0 and ray_block["failed_rollouts"] == 0
+    assert ray_block["old_logprobs"] == "sampled"
+    assert summary["steps"] == 5 and Path(summary["final"]) == out / "final"
+    assert {"train", "algorithm", "steps", "seconds", "last", "eval", "final", "metrics"} <= set(summary)
+    assert json.loads((out / "summary.json").read_text())["steps"] == 5
+
+
+@pytest.mark.slow
+def test_grpo_on_ray_checkpoints(run):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out, _ = run
+    for name in ("checkpoints/step_0", "checkpoints/step_2", "checkpoints/step_4", "final"):
+        model = AutoModelForCausalLM.from_pretrained(out / name)
+        assert model.config.hidden_size == 32 and AutoTokenizer.from_pretrained(out / name).eos_token == "<|im_end|>"
+    state = torch.load(out / "checkpoints" / "step_4" / "trainer_state.pt", weights_only=False)
+    assert state["step"] == 4 and state["phase"] == "grpo" and state["optimizer"]["state"]
+    sft = torch.load(out / "checkpoints" / "step_2" / "trainer_state.pt", weights_only=False)
+    assert sft["phase"] == "sft" and sft["step"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_grpo_on_ray_resume(run, tmp_path):
+    import shutil
+
+    from toolzoo.cluster.ray_train import train_on_ray
+
+    out, _ = run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    shutil.rmtree(copy / "final")
+    cfg = TrainConfig.model_validate(_config(copy, steps=4))  # one more GRPO step than was run
+    summary = train_on_ray(cfg, address=None, resume=True, progress=False, num_workers=2)
+    rows = _rows(copy)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]  # 5 and 6 after step_4, nothing twice
+    assert [r.get("policy_version") for r in rows[4:]] == [2, 3]  # the learner resumed at version 2
+    assert summary["steps"] == 6 and (copy / "final" / "config.json").exists()
+
+
+@pytest.mark.slow
+def test_learner_step_and_weights_without_ray(run):
+    """The learner actor's class in-process: a group with a reward difference moves the
+    weights; versions, lags and the state dict it broadcasts follow."""
+    import torch
+
+    from toolzoo.cluster.ray_train import GRPOLearner, load_policy_weights, pack_checkpoint
+    from toolzoo.envs.factories import AgentFactory
+    from toolzoo.envs.run_config import AgentConfig
+
+    out, _ = run
+    cfg = TrainConfig.model_validate(_config(out, threads=1))
+    learner = GRPOLearner(cfg.model_dump_json(), pack_checkpoint(out / "final", weights=True), {}, start_version=3)
+    trajs = [Trajectory.model_validate_json(line) for line in (out / "eval" / "trajectories.jsonl").read_text().splitlines()]
+    assert len(trajs) == 2
+    for t, reward, tag in zip(trajs, (1.0, 0.0), (3, 2)):
+        t.outcome = t.outcome.model_copy(update={"reward": reward})
+        t.meta[VERSION_KEY] = tag
+    before = learner.weights()["state_dict"]
+    row = learner.step(trajs)
+    assert learner.version() == 4 and row["policy_version"] == 3 and row["lag_max"] == 1 and row["lag_mean"] == 0.5
+    assert row["reward_std"] > 0 and row["groups_kept"] == 1
+    after = learner.weights()
+    assert after["version"] == 4 and not any(n.endswith(".safetensors") for n in after["files"])
+    assert any(not torch.equal(before[k], after["state_dict"][k]) for k in before)
+
+    # a rollout worker on a node without the driver's checkpoint folder: built from the shipped
+    # config and tokenizer files, then the learner's state dict copied in
+    agents = AgentFactory(AgentConfig(kind="hf", path=str(out / "nowhere"), max_new_tokens=4))
+    load_policy_weights(agents, after, 4)
+    agent = agents.make()
+    assert agent.generator is not None  # its own sampling stream
+    assert all(torch.equal(v, after["state_dict"][k]) for k, v in agent.model.state_dict().items())
+    # the next version goes into the same agent, in place
+    load_policy_weights(agents, {"files": after["files"], "state_dict": before, "version": 5}, 5)
+    assert agents.make() is agent
+    assert all(torch.equal(v, before[k]) for k, v in agent.model.state_dict().items())
 
 
 # --------------------------------------------------------------------------- grouping, no Ray

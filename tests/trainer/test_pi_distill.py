@@ -161,7 +161,9 @@ def test_with_privileged_appends_to_the_system_message_only():
     assert bare[0].role == "system" and bare[0].content == "PI" and bare[1] == msgs[1]
 
 
-async def test_privileged_agent_shows_pi_to_the_policy_but_not_to_the_episode():
+def test_privileged_agent_shows_pi_to_the_policy_but_not_to_the_episode():
+    import asyncio
+
     seen = []
 
     class Inner:
@@ -173,9 +175,13 @@ async def test_privileged_agent_shows_pi_to_the_policy_but_not_to_the_episode():
             return Message(role="assistant", content="ok")
 
     agent = PrivilegedAgent(Inner(), "tool_names")
-    await agent.start(_task())
     msgs = [Message(role="system", content="S"), Message(role="user", content="U")]
-    await agent.act(msgs, [])
+
+    async def go():
+        await agent.start(_task())
+        await agent.act(msgs, [])
+
+    asyncio.run(go())
     assert "escalate_request" in seen[0][0].content and msgs[0].content == "S"
 
 

@@ -73,10 +73,13 @@ def test_run_python_is_deterministic_and_capped(runtime, tmp_path, monkeypatch):
     a = runtime.call_sync("run_python", {"code": code})
     b = runtime.call_sync("run_python", {"code": code})
     assert a.structured == b.structured and str(tmp_path) not in a.content
-    slow = runtime.call_sync("run_python", {"code": "import time; time.sleep(30)", "timeout_s": 0.5})
-    assert slow.structured["timed_out"] and slow.structured["exit_code"] is None
+    slow = runtime.call_sync("run_python", {"code": "import time; print('started', flush=True); time.sleep(30)",
+                                             "timeout_s": 0.5})
+    assert slow.is_error and "timed out" in slow.content and "started" in slow.content
     big = runtime.call_sync("run_shell", {"command": "yes | head -c 100000"})
     assert big.structured["truncated"] and len(big.structured["stdout"]) < 100000
+    endless = runtime.call_sync("run_shell", {"command": "yes", "timeout_s": 20})
+    assert not endless.is_error and endless.structured["truncated"]  # stopped at the cap, not the timeout
 
 
 def test_paths_outside_the_workspace_are_refused(runtime, tmp_path, monkeypatch):

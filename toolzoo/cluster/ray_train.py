@@ -60,8 +60,7 @@ def pack_checkpoint(path: Path, *, weights: bool) -> dict[str, bytes]:
             if p.is_file() and (weights or not p.name.endswith(_WEIGHT_FILES))}
 
 
-def unpack_checkpoint(files: dict[str, bytes]) -> Path:
-    out = Path(tempfile.mkdtemp(prefix="tzckpt-"))
+def unpack_checkpoint(files: dict[str, bytes], out: Path) -> Path:
     for name, data in files.items():
         (out / name).write_bytes(data)
     return out
@@ -73,9 +72,18 @@ def load_policy_weights(agents: Any, weights: dict[str, Any] | None, version: in
     then copy the learner's state dict in."""
     if weights is None:
         return
-    if not agents.config.path or not Path(agents.config.path).exists():
-        agents.config.path = str(unpack_checkpoint(weights["files"]))
-    agent = agents.make()
+    if not getattr(agents, "_tz_loaded", False):
+        path = agents.config.path
+        if not path or not Path(path).exists():
+            from safetensors.torch import save_file
+
+            with tempfile.TemporaryDirectory(prefix="tzckpt-") as tmp:  # gone once the agent is loaded
+                unpack_checkpoint(weights["files"], Path(tmp))
+                save_file(weights["state_dict"], f"{tmp}/model.safetensors", metadata={"format": "pt"})
+                agents.config.path = tmp
+                agents.make()
+        agents._tz_loaded = True
+    agent = agents.make()  # built once, then the same object
     if not getattr(agent, "_tz_seeded", False):
         # Fresh processes share torch's default seed: give each worker its own stream, or two
         # workers would sample the same continuation for the same prompt.
@@ -115,10 +123,11 @@ class GRPOLearner:
 
         self.cfg = cfg = TrainConfig.model_validate_json(config_json)
         torch.set_num_threads(cfg.threads or 1)
-        path = unpack_checkpoint(files)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.model = AutoModelForCausalLM.from_pretrained(path).to(self.device)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        with tempfile.TemporaryDirectory(prefix="tzckpt-") as tmp:
+            path = unpack_checkpoint(files, Path(tmp))
+            self.model = AutoModelForCausalLM.from_pretrained(path).to(self.device)
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.files = {k: v for k, v in files.items() if not k.endswith(_WEIGHT_FILES)}
         self.sources = sources
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
@@ -428,7 +437,7 @@ def train_on_ray(cfg: TrainConfig, *, address: str | None, resume: bool = False,
                                         learner_options=learner_options, cluster_cpus=info.cpus)
                 ray_info["address"] = info.address
             finally:
-                if info.local and not was_up:  # a cluster we started for this run
+                if not was_up:  # stop the local cluster we started, or leave the one we joined
                     shutdown_ray()
             step = total
         if total == 0:
@@ -509,8 +518,11 @@ def _grpo_on_ray(cfg: TrainConfig, model, files, tasks, rng, step: int, state, e
     run_cfg = worker_run_config(cfg, base, out, concurrency=max(1, math.ceil(batch_eps * (max_off + 1) / num_workers)))
     pool = rollout_pool(run_cfg, f"{cfg.train}-train", size=num_workers, worker_cpus=worker_cpus,
                         load_weights=load_policy_weights)
-    for handle in pool.handles:
-        handle.set_policy.remote(version, weights_ref)
+    # An async actor may start an episode queued after ``set_policy`` while that call still
+    # waits for the weights to arrive; the episode would be tagged (truthfully) with the old
+    # version and soon go stale. So new episodes are only started once every worker has the
+    # current weights (in flight ones run on).
+    syncing = [h.set_policy.remote(version, weights_ref) for h in pool.handles]
     pool.on_new_actor = lambda handle: handle.set_policy.remote(version, weights_ref)  # replacements start current
     next_group = failed = submitted = 0
     step_ref, sent_wait = None, 0.0
@@ -528,14 +540,16 @@ def _grpo_on_ray(cfg: TrainConfig, model, files, tasks, rng, step: int, state, e
             # Episodes started now are tagged ``version``; they are usable for max_off more
             # steps, one fewer while a step is in flight. More than that would only go stale.
             budget = batch_eps * (max_off + (0 if step_ref is not None else 1))
-            while pool.pending() + groups.episodes() + len(feed) + g <= budget:
+            if syncing:
+                syncing = ray.wait(syncing, num_returns=len(syncing), timeout=0)[1]
+            while not syncing and pool.pending() + groups.episodes() + len(feed) + g <= budget:
                 d, seed, length = _train_job(cfg, tasks, rng)
                 for k in range(g):  # unique trial numbers: unique episode ids across groups
                     pool.submit((next_group, k), Job(d, length, seed, next_group * g + k))
                 next_group += 1
                 submitted += g
             pool.fill()
-            ready = wait_any(pool.refs() + ([step_ref] if step_ref is not None else []))
+            ready = wait_any(pool.refs() + ([step_ref] if step_ref is not None else []) + syncing)
             for done in pool.collect(ready):
                 gid, k = done.key
                 failed += done.error is not None
@@ -548,8 +562,7 @@ def _grpo_on_ray(cfg: TrainConfig, model, files, tasks, rng, step: int, state, e
             step_ref, idle_since, wait = None, time.perf_counter(), sent_wait
             version = int(ray.get(learner.version.remote()))
             weights_ref = learner.weights.remote()
-            for handle in pool.handles:
-                handle.set_policy.remote(version, weights_ref)
+            syncing = [h.set_policy.remote(version, weights_ref) for h in pool.handles]
             step += 1
             checkpoint = bool(cfg.checkpoint_every) and step % cfg.checkpoint_every == 0 and step != total
             tstate = ray.get(learner.trainer_state.remote()) if checkpoint else None

@@ -16,6 +16,7 @@ import math
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -54,17 +55,20 @@ def docker_available() -> tuple[bool, str]:
         return False, f"dockerd not reachable: {type(exc).__name__}: {exc}"
 
 
-def ensure_image(image: str = DEFAULT_IMAGE) -> str:
-    """Build the sandbox image from local files (build.sh) unless it is already present."""
-    import docker.errors
+_ENSURED: set[str] = set()
 
-    try:
-        docker_client().images.get(image)
+
+def ensure_image(image: str = DEFAULT_IMAGE) -> str:
+    """Build (or bring up to date) the sandbox image from local files, once per process.
+    build.sh skips every step that is already done and rebuilds the image only when the
+    toolzoo wheel or its pinned dependencies changed, so the image always runs this code."""
+    if image in _ENSURED:
         return image
-    except docker.errors.ImageNotFound:
-        pass
-    subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, env=os.environ | {"TOOLZOO_IMAGE": image})
+    # PYTHON: this interpreter, whose installed versions the image's packages are pinned to.
+    subprocess.run(["bash", str(BUILD_SCRIPT)], check=True,
+                   env=os.environ | {"TOOLZOO_IMAGE": image, "PYTHON": sys.executable})
     docker_client().images.get(image)
+    _ENSURED.add(image)
     return image
 
 
@@ -100,6 +104,8 @@ class DockerSandbox:
                 "--user", "65534:65534", "--workdir", WORKSPACE,
                 "--tmpfs", "/tmp:rw,nosuid,nodev,size=64m,mode=1777",
                 "--tmpfs", f"{WORKSPACE}:rw,exec,nosuid,nodev,size={ws_mb}m,uid=65534,gid=65534,mode=0755"]
+        # Code tools (code_workspace) work in the container's workspace.
+        args += ["-e", f"TOOLZOO_WORKSPACE={WORKSPACE}", "-e", f"TOOLZOO_SANDBOX={self.sandbox_id}"]
         for k, v in self.spec.labels(self.deadline).items():
             args += ["--label", f"{k}={v}"]
         args += ["--label", f"toolzoo.dev/sandbox={self.sandbox_id}"]

@@ -20,12 +20,16 @@ Results are deterministic: the workspace path is replaced by ``.`` in all output
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import selectors
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -37,7 +41,7 @@ ENV_WORKSPACE = "TOOLZOO_WORKSPACE"
 ENV_SANDBOX = "TOOLZOO_SANDBOX"  # set by the process tier in its jailed servers
 DEFAULT_TIMEOUT_S = 10.0
 MAX_TIMEOUT_S = 60.0
-OUTPUT_CAP = 16_000  # characters per stream returned to the agent
+OUTPUT_CAP = 16_000  # characters per stream returned to the agent (reading stops past twice that)
 READ_CAP = 200_000
 _MARKER = ".toolzoo_seeded"
 
@@ -134,21 +138,65 @@ def _timeout(args: dict[str, Any]) -> float:
 
 
 def _run(argv: list[str], root: Path, timeout: float, stdin: str | None = None) -> dict[str, Any]:
+    """Run a command in the workspace; its output is read as it comes and capped, so endless
+    output cannot fill the server's memory. Hitting the cap or the timeout kills the command's
+    whole process group (it runs in a session of its own). A command stopped by the timeout or
+    killed by a signal (a resource limit) is a tool error the agent sees."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root), "PYTHONHASHSEED": "0",
            "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
     try:
-        proc = subprocess.run(argv, cwd=root, input=stdin, capture_output=True, text=True, timeout=timeout,
-                              env=env, start_new_session=True, errors="replace")
-        out, t1 = _clean(proc.stdout, root)
-        err, t2 = _clean(proc.stderr, root)
-        return {"stdout": out, "stderr": err, "exit_code": proc.returncode, "timed_out": False, "truncated": t1 or t2}
-    except subprocess.TimeoutExpired as exc:
-        # start_new_session + run's kill() ends the child; its output so far is kept.
-        def text(b: Any) -> str:
-            return b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
-        out, t1 = _clean(text(exc.stdout), root)
-        err, t2 = _clean(text(exc.stderr), root)
-        return {"stdout": out, "stderr": err, "exit_code": None, "timed_out": True, "truncated": t1 or t2}
+        proc = subprocess.Popen(argv, cwd=root, env=env, start_new_session=True, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as exc:  # e.g. the process limit refuses even this one
+        raise ToolError(f"cannot start: {exc}") from None
+    if stdin:
+        with contextlib.suppress(OSError):
+            proc.stdin.write(stdin.encode())
+    with contextlib.suppress(OSError):
+        proc.stdin.close()
+    buffers = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    sel = selectors.DefaultSelector()
+    for stream in buffers:
+        os.set_blocking(stream.fileno(), False)
+        sel.register(stream, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    timed_out = truncated = False
+    while sel.get_map():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            timed_out = True
+            break
+        for key, _ in sel.select(min(left, 0.2)):
+            chunk = key.fileobj.read(65536)
+            if not chunk:
+                sel.unregister(key.fileobj)
+                continue
+            buffers[key.fileobj] += chunk
+        if sum(len(b) for b in buffers.values()) > 2 * OUTPUT_CAP:
+            truncated = True
+            break
+    if timed_out or truncated:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    try:
+        code = proc.wait(timeout=max(0.1, deadline - time.monotonic()) if not (timed_out or truncated) else 5)
+    except subprocess.TimeoutExpired:  # closed its pipes but kept running
+        timed_out = True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        code = proc.wait()
+    sel.close()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever it left running in the background goes too
+    out, t1 = _clean(bytes(buffers[proc.stdout]).decode(errors="replace"), root)
+    err, t2 = _clean(bytes(buffers[proc.stderr]).decode(errors="replace"), root)
+    truncated = truncated or t1 or t2
+    if timed_out:
+        raise ToolError(f"timed out after {timeout:g}s and was killed; output so far: {(out + err)[-500:]!r}")
+    if code is not None and code < 0 and not truncated:
+        raise ToolError(f"killed by signal {-code} (a sandbox limit); output: {(out + err)[-500:]!r}")
+    return {"stdout": out, "stderr": err, "exit_code": None if truncated else code, "timed_out": False,
+            "truncated": truncated}
 
 
 # -- the tools (impl: python:toolzoo.tools.workspace:<fn>) ----------------------------------------

@@ -109,15 +109,17 @@ def grpo_phase(ctx: Context) -> Phase:
         dynamic_sampling=cfg.dynamic_sampling, max_grad_norm=cfg.max_grad_norm,
         old_logprobs="sampled" if cfg.rollout.backend == "vllm" else "recompute",
     )
-    if cfg.beta > 0 and ctx.ref_model is None:
-        import copy
-
-        ctx.ref_model = copy.deepcopy(ctx.model).eval()
-        for p in ctx.ref_model.parameters():
-            p.requires_grad_(False)
     agent = _rollout_agent(ctx)
 
     def step(opt) -> dict[str, Any]:
+        if cfg.beta > 0 and ctx.ref_model is None:
+            # The KL reference is the policy as GRPO starts (after any SFT warm-up), so it is
+            # copied at the phase's first step, not when the phases are built.
+            import copy
+
+            ctx.ref_model = copy.deepcopy(ctx.model).eval()
+            for p in ctx.ref_model.parameters():
+                p.requires_grad_(False)
         t0 = time.perf_counter()
         tasks = [_train_task(ctx) for _ in range(cfg.batch)]
         trajs = asyncio.run(run_many(tasks, lambda: agent, trials=cfg.group_size, user_mode=cfg.user_mode,
@@ -216,16 +218,18 @@ def opsd_phase(ctx: Context) -> Phase:
     ocfg = OPSDConfig(kl_coef=d.kl_coef, outcome_weight=d.outcome_weight, group_size=cfg.group_size,
                       loss_type=cfg.loss_type, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
                       temperature=cfg.rollout.temperature, max_grad_norm=cfg.max_grad_norm, teacher=d.teacher)
-    teacher = None
-    if d.teacher == "frozen_initial":
-        import copy
-
-        teacher = copy.deepcopy(ctx.model).eval()
-        for p in teacher.parameters():
-            p.requires_grad_(False)
+    frozen: list = []  # the frozen_initial teacher, copied at the phase's first step
     agent = _rollout_agent(ctx)
 
     def step(opt) -> dict[str, Any]:
+        if d.teacher == "frozen_initial" and not frozen:
+            # copied here, not when the phases are built: that is before the warm-up has run
+            import copy
+
+            frozen.append(copy.deepcopy(ctx.model).eval())
+            for p in frozen[0].parameters():
+                p.requires_grad_(False)
+        teacher = frozen[0] if frozen else None
         t0 = time.perf_counter()
         trajs = _distill_rollouts(ctx, agent, privileged=False)
         t_roll = time.perf_counter() - t0
@@ -239,7 +243,9 @@ def opsd_phase(ctx: Context) -> Phase:
         stats = opsd_step(ctx.model, opt, rollouts, ocfg, pad_id=ctx.pad_id, teacher_model=teacher)
         if ctx.backend is not None:
             ctx.backend.sync_weights(ctx.model)
-        return {**stats.model_dump(), "groups_dropped": dropped, "rollout_s": round(t_roll, 3)}
+        turns = [sum(m.role == "assistant" for m in t.messages) for views in groups for _, _, t in views]
+        return {**stats.model_dump(), "groups_dropped": dropped, "rollout_s": round(t_roll, 3),
+                "sequences": len(rollouts), "assistant_turns": sum(turns) / len(turns)}
 
     return Phase("opsd", cfg.steps, cfg.learning_rate, 0, False, step)
 

@@ -53,6 +53,21 @@ class OPSDStats(BaseModel):
     success: float = 0.0
     reverse_kl: float = 0.0  # mean of log π_S - log π_T on the student's tokens
     tokens: int = 0
+    # per-token advantages over the trained tokens: is there a signal, and which way does it push
+    adv_mean: float = 0.0
+    adv_std: float = 0.0
+    adv_min: float = 0.0
+    adv_max: float = 0.0
+    adv_pos: float = 0.0  # fraction of tokens the teacher prefers (advantage > 0)
+
+
+def advantage_stats(adv: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """Mean, std, min, max and positive fraction of ``adv`` over the masked tokens."""
+    vals = adv.detach()[mask.bool()].float()
+    if vals.numel() == 0:
+        return {}
+    return {"adv_mean": float(vals.mean()), "adv_std": float(vals.std(unbiased=False)),
+            "adv_min": float(vals.min()), "adv_max": float(vals.max()), "adv_pos": float((vals > 0).float().mean())}
 
 
 def opsd_advantages(logp_s: torch.Tensor, logp_t: torch.Tensor, mask: torch.Tensor, *,
@@ -111,4 +126,4 @@ def opsd_step(model, optimizer, rollouts: Sequence[OPSDRollout], cfg: OPSDConfig
     return OPSDStats(loss=float(loss.detach()), reward_mean=float(rewards.mean()),
                      success=sum(r.success for r in rollouts) / len(rollouts),
                      reverse_kl=float(((logp_s.detach() - logp_t) * mask).sum() / n),
-                     tokens=int(mask.sum().item()))
+                     tokens=int(mask.sum().item()), **advantage_stats(adv, mask))

@@ -13,7 +13,8 @@ advantage A (G teacher rollouts per task):
 
 - teacher: the clipped GRPO surrogate of ``losses.policy_loss`` + β·k3(log π_T, sg log π_S)
   (k3 estimates KL(π_T ‖ π_S) from π_T's samples; gradient through π_T only);
-- student: -sg[min(ρ_t, c)]·A·log π_S(y_t) with ρ_t = π_S(y_t)/π_T(y_t) (truncated importance
+- student: -sg[min(ρ_t, c)]·R·log π_S(y_t) (R the outcome reward, or A with
+  ``student_signal: advantage``) with ρ_t = π_S(y_t)/π_T(y_t) (truncated importance
   weight; below c its gradient is exactly ∇(ρ_t·A)), + β·(sg log π_T - log π_S) (the sampled
   forward KL: its gradient is the exact gradient of KL(sg π_T ‖ π_S), i.e. SFT on the
   teacher's tokens);

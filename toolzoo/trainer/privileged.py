@@ -73,19 +73,32 @@ def sequence_in_context(tokenizer, messages: list[Message], tools: list[ToolSpec
     (``Message.tokens``), re-rendered in the context with PI ``text`` (None: without): each
     turn's prompt is rendered from the conversation so far, the completion is the sampled ids.
     The assistant-masked tokens are therefore identical in both views; only the prompts differ.
-    Returns None when a turn lacks ids or the prompts are not prefix-consistent."""
+    Returns None when a turn lacks ids (or the template has no end-of-turn token)."""
     ids: list[int] = []
     mask: list[int] = []
     tl = chat_tools(tools)
+    eos = tokenizer.eos_token_id
+    prev_prompt_len = None  # length of the previous turn's prompt in this view's rendering
     for i, m in enumerate(messages):
         if m.role != "assistant":
             continue
         if m.tokens is None or not m.tokens.completion_ids:
             return None
         prompt = render_prompt(tokenizer, chat_messages(with_privileged(messages[:i], text), tokenizer), tl)
-        if prompt[: len(ids)] != ids:
-            return None
-        new = prompt[len(ids):]
+        if prev_prompt_len is None:
+            new = prompt
+        else:
+            # The previous assistant turn as the template re-renders it may differ from what was
+            # sampled (a malformed call re-serialised): skip its rendered span, up to its
+            # end-of-turn token, and keep only what follows (tool results, user turns).
+            try:
+                end = prompt.index(eos, prev_prompt_len)
+            except ValueError:
+                return None
+            # a truncated turn (no end-of-turn sampled) was closed by the template in the prompt
+            # the policy saw next: keep that end-of-turn token, as context
+            new = prompt[end + 1:] if ids[-1] == eos else prompt[end:]
+        prev_prompt_len = len(prompt)
         ids += new + list(m.tokens.completion_ids)
         mask += [0] * len(new) + [1] * len(m.tokens.completion_ids)
     if not ids:

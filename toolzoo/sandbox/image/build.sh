@@ -89,7 +89,9 @@ if [ ! -f "$WHEELS/.deps-$(sha256sum "$REQS" | cut -c1-16)" ]; then
 fi
 
 # 3. sandbox image (rebuilt when the toolzoo wheel changed, or FORCE=1)
-SUM="$(cat "$WHEELS"/toolzoo-*.whl "$REQS" "$CTX/Dockerfile" | sha256sum | cut -c1-16)"
+# The sum covers the sources (not the wheel, whose zip timestamps change on every build).
+SUM="$( (cd "$SRC" && find toolzoo pyproject.toml -type f ! -name '*.pyc' | LC_ALL=C sort | xargs cat; cat "$REQS" "$CTX/Dockerfile") \
+       | sha256sum | cut -c1-16)"
 HAVE="$($DOCKER image inspect -f '{{ index .Config.Labels "toolzoo.dev/build" }}' "$IMAGE" 2>/dev/null || true)"
 if [ "${FORCE:-0}" != "1" ] && [ "$HAVE" = "$SUM" ]; then
   log "image $IMAGE up to date ($SUM)"
