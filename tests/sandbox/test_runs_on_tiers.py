@@ -58,9 +58,10 @@ def test_gc_after_sigkill_of_a_run_leaves_nothing(tmp_path, backend):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out = tmp_path / "out" / "trajectories.jsonl"
     deadline = time.time() + 240
-    while time.time() < deadline and not (out.exists() and out.read_text().count("\n") >= 2):
+    # Kill once episodes are being stored and sandboxes are open (registered).
+    while time.time() < deadline and not (out.exists() and out.read_text().count("\n") >= 1 and entries(run_id)):
         assert proc.poll() is None, "the run ended before it could be killed"
-        time.sleep(0.2)
+        time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)  # the driver dies with sandboxes open
     proc.wait()
     assert entries(run_id), "the killed driver left registered sandboxes (the test must exercise gc)"

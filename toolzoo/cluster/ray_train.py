@@ -523,7 +523,8 @@ def _grpo_on_ray(cfg: TrainConfig, model, files, tasks, rng, step: int, state, e
     # version and soon go stale. So new episodes are only started once every worker has the
     # current weights (in flight ones run on).
     syncing = [h.set_policy.remote(version, weights_ref) for h in pool.handles]
-    pool.on_new_actor = lambda handle: handle.set_policy.remote(version, weights_ref)  # replacements start current
+    # a replacement for a dead worker starts on the current weights, and runs nothing before
+    pool.on_new_actor = lambda handle: syncing.append(handle.set_policy.remote(version, weights_ref))
     next_group = failed = submitted = 0
     step_ref, sent_wait = None, 0.0
     idle_since = last_done = time.perf_counter()
@@ -548,7 +549,8 @@ def _grpo_on_ray(cfg: TrainConfig, model, files, tasks, rng, step: int, state, e
                     pool.submit((next_group, k), Job(d, length, seed, next_group * g + k))
                 next_group += 1
                 submitted += g
-            pool.fill()
+            if not syncing:
+                pool.fill()
             ready = wait_any(pool.refs() + ([step_ref] if step_ref is not None else []) + syncing)
             for done in pool.collect(ready):
                 gid, k = done.key
