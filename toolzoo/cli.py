@@ -245,9 +245,28 @@ def _sandbox_gc(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from toolzoo.trainer.loop import train_command
+    from toolzoo.config import LoadError
+    from toolzoo.trainer.config import load_train_config
+    from toolzoo.trainer.loop import print_summary, train
 
-    return train_command(args.config, resume=args.resume, ray_address=args.ray, progress=not args.quiet)
+    try:
+        cfg = load_train_config(args.config)
+    except LoadError as exc:
+        for problem in exc.problems:
+            err_console.print(f"[red]error[/red] {problem}", highlight=False)
+        return 2
+    try:
+        if args.ray is not None:  # the cluster layer sits above the trainer: chosen here
+            from toolzoo.cluster.ray_train import train_on_ray
+
+            summary = train_on_ray(cfg, address=args.ray or None, resume=args.resume, progress=not args.quiet)
+        else:
+            summary = train(cfg, resume=args.resume, progress=not args.quiet)
+    except ValueError as exc:  # e.g. an algorithm the Ray learner does not run
+        err_console.print(f"[red]error[/red] {exc}")
+        return 2
+    print_summary(summary)
+    return 0
 
 
 def _serve_model(args: argparse.Namespace) -> int:

@@ -132,6 +132,7 @@ class TrainConfig(_Strict):
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint_every: int = Field(0, ge=0, description="0: only the initial and final checkpoints")
+    max_off_policy_steps: int = Field(1, ge=0, description="--ray: how many policy versions a rollout may lag")
     output: str = "runs/train"
     tensorboard: bool = Field(False, description="also log to TensorBoard when it is importable")
     threads: int | None = Field(None, ge=1, description="torch CPU threads")

@@ -557,35 +557,14 @@ def _eval(ctx: Context, save_to: Path | None = None) -> dict[str, Any]:
     return res
 
 
-def train_command(config_path: str, resume: bool = False, ray_address: str | None = None,
-                  progress: bool = True) -> int:
-    """``toolzoo train CONFIG.yaml [--resume] [--ray [ADDRESS]]``. Prints config errors with
-    file:line (exit 2), else trains, prints the final evaluation and returns 0.
-    ``ray_address``: None = in this process; "" = a local Ray cluster; else its address."""
+def print_summary(summary: dict[str, Any]) -> None:
+    """The final evaluation of a training run, as ``toolzoo train`` prints it."""
     from rich.console import Console
 
-    from toolzoo.config import LoadError
-
-    console, err = Console(), Console(stderr=True)
-    try:
-        cfg = load_train_config(config_path)
-    except LoadError as exc:
-        for problem in exc.problems:
-            err.print(f"[red]error[/red] {problem}", highlight=False)
-        return 2
-    if ray_address is not None:
-        try:
-            from toolzoo.cluster.ray_train import train_on_ray  # built by the cluster issue
-        except ImportError:
-            err.print("[red]error[/red] training on Ray needs toolzoo.cluster.ray_train (not available)")
-            return 2
-        summary = train_on_ray(cfg, address=ray_address or None, resume=resume)
-    else:
-        summary = train(cfg, resume=resume, progress=progress)
+    console = Console()
     ev = summary.get("eval") or {}
     for length, row in (ev.get("by_length") or {}).items():
         console.print(f"length {length}: success {row['rate']:.3f} ({row['successes']}/{row['n']})")
     if ev.get("t50") is not None:
         console.print(f"half-life T50 = {ev['t50']:.2f} subtasks")
     console.print(f"steps {summary['steps']} in {summary['seconds']:.1f}s; final checkpoint: {summary['final']}")
-    return 0
