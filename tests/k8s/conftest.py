@@ -6,7 +6,7 @@ CRD_GROUPS = ("ray.io", "agents.x-k8s.io", "extensions.agents.x-k8s.io")
 
 needs_crds = pytest.mark.skipif(
     not crds_dir().is_dir(),
-    reason=f"CRD schemas not found at {crds_dir()} (set TOOLZOO_CRDS_DIR to ../shared/crds)",
+    reason=f"CRD schemas not found at {crds_dir()} (they ship in k8s/crds; TOOLZOO_CRDS_DIR overrides)",
 )
 
 

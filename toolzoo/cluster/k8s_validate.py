@@ -2,8 +2,8 @@
 
 Built-in kinds: ``kubernetes_validate`` in strict mode (unknown fields rejected) against the
 schemas it ships for ``K8S_VERSION``. Custom resources (KubeRay, agent-sandbox): the
-``openAPIV3Schema`` of their published CRDs, kept as data in ``$TOOLZOO_CRDS_DIR`` (default
-``<repo>/../shared/crds``), made strict the way the API server prunes: an object schema that
+``openAPIV3Schema`` of their published CRDs, kept as data in ``k8s/crds`` (or
+``$TOOLZOO_CRDS_DIR``), made strict the way the API server prunes: an object schema that
 does not say ``x-kubernetes-preserve-unknown-fields`` accepts only the fields it declares.
 A resource whose kind has no schema is an error, not a pass.
 """
@@ -25,8 +25,13 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the KubeRay CRDs are 
 
 
 def crds_dir() -> Path:
+    """``$TOOLZOO_CRDS_DIR``, else the snapshots shipped in ``k8s/crds``."""
     env = os.environ.get("TOOLZOO_CRDS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "crds"
+    if env:
+        return Path(env)
+    from toolzoo.sandbox.k8s_manifests import manifests_dir
+
+    return manifests_dir() / "crds"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ from toolzoo.envs.run_config import RunConfig
 from toolzoo.envs.runner import Job
 from toolzoo.trainer.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
 from toolzoo.trainer.config import TrainConfig
+from toolzoo.trainer.runlog import MetricsLog, ProgressBar
+from toolzoo.trainer.schedule import make_optimizer
 
 log = logging.getLogger("toolzoo.cluster.train")
 
@@ -97,20 +99,6 @@ def load_policy_weights(agents: Any, weights: dict[str, Any] | None, version: in
 # --------------------------------------------------------------------------- the learner actor
 
 
-def _lr_factor(warmup: int, cosine: bool, steps: int):
-    """The local trainer's schedule: linear warm-up, then constant or cosine to 10%."""
-
-    def factor(i: int) -> float:
-        if i < warmup:
-            return (i + 1) / warmup
-        if not cosine:
-            return 1.0
-        done = min(1.0, (i - warmup) / max(1, steps - warmup))
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))
-
-    return factor
-
-
 class GRPOLearner:
     """Implements ``toolzoo.cluster.learner.LearnerActor`` with ``grpo_step``."""
 
@@ -119,7 +107,7 @@ class GRPOLearner:
                  old_logprobs: str = "recompute"):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from toolzoo.trainer.grpo import GRPOConfig
+        from toolzoo.trainer.loop import grpo_config
 
         self.cfg = cfg = TrainConfig.model_validate_json(config_json)
         torch.set_num_threads(cfg.threads or 1)
@@ -131,17 +119,14 @@ class GRPOLearner:
         self.files = {k: v for k, v in files.items() if not k.endswith(_WEIGHT_FILES)}
         self.sources = sources
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        self.gcfg = GRPOConfig(
-            loss_type=cfg.loss_type, group_size=cfg.group_size, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
-            beta=cfg.beta, temperature=cfg.rollout.temperature, max_completion_length=cfg.max_completion_length,
-            dynamic_sampling=cfg.dynamic_sampling, max_grad_norm=cfg.max_grad_norm, old_logprobs=old_logprobs)
+        self.gcfg = grpo_config(cfg, old_logprobs)
         self.ref_model = None
         if cfg.beta > 0:  # as the local trainer: KL to the policy GRPO started from
             import copy
 
             self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_factor(0, False, cfg.steps))
+        # the local trainer's GRPO phase: constant rate, no warm-up
+        self.opt, self.sched = make_optimizer(self.model.parameters(), cfg.learning_rate, 0, False, cfg.steps)
         if optimizer_state is not None:
             self.opt.load_state_dict(optimizer_state)
             self.sched.load_state_dict(scheduler_state)
@@ -152,9 +137,8 @@ class GRPOLearner:
 
     def step(self, batch: list[Trajectory]) -> dict[str, Any]:
         """One GRPO step on whole groups (``group_size`` adjacent trajectories each)."""
-        from toolzoo.trainer.episodes import domain_tools
-        from toolzoo.trainer.grpo import Rollout, grpo_step
-        from toolzoo.trainer.losses import overlong_penalty
+        from toolzoo.trainer.grpo import grpo_step
+        from toolzoo.trainer.loop import group_rollouts
 
         t0 = time.perf_counter()
         cfg, g = self.cfg, self.cfg.group_size
@@ -162,16 +146,8 @@ class GRPOLearner:
         rollouts, successes = [], []
         for i in range(0, len(batch), g):
             group = batch[i:i + g]
-            rewards = [float(t.outcome.reward) for t in group]
             successes += [float(t.outcome.success) for t in group]
-            if cfg.overlong.enabled:
-                lengths = torch.tensor([_sampled_tokens(t) for t in group], dtype=torch.float)
-                pen = overlong_penalty(lengths, cfg.max_completion_length, cfg.overlong.cache)
-                rewards = [r + float(p) for r, p in zip(rewards, pen)]
-            needs_tools = any(m.role == "assistant" and m.tokens is None for t in group for m in t.messages)
-            domain = group[0].task.domain
-            tools = domain_tools(self.sources.get(domain, domain)) if needs_tools else None
-            rollouts += [Rollout.from_messages(t.messages, r, self.tokenizer, tools) for t, r in zip(group, rewards)]
+            rollouts += group_rollouts(cfg, group, self.tokenizer, self.sources)
         lr = self.opt.param_groups[0]["lr"]
         stats = grpo_step(self.model, self.opt, rollouts, self.gcfg, pad_id=self.pad_id, ref_model=self.ref_model)
         self.sched.step()
@@ -192,10 +168,6 @@ class GRPOLearner:
         opt["state"] = {i: {k: v.to("cpu", copy=True) if torch.is_tensor(v) else v for k, v in s.items()}
                         for i, s in opt["state"].items()}
         return {"optimizer": opt, "scheduler": self.sched.state_dict(), "version": self._version}
-
-
-def _sampled_tokens(traj: Trajectory) -> int:
-    return sum(len(m.tokens.completion_ids) for m in traj.messages if m.role == "assistant" and m.tokens)
 
 
 # --------------------------------------------------------------------------- groups into the feed
@@ -242,82 +214,6 @@ class GroupAssembler:
 # --------------------------------------------------------------------------- driver helpers
 
 
-class _Metrics:
-    """``output/metrics.jsonl``, one row per step; on resume rows past the checkpoint go."""
-
-    def __init__(self, out: Path, keep_upto: int | None):
-        self.path = out / "metrics.jsonl"
-        if keep_upto is not None and self.path.exists():
-            rows = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= keep_upto]
-            self.path.write_text("".join(r + "\n" for r in rows))
-        elif keep_upto is None and self.path.exists():
-            self.path.unlink()
-
-    def write(self, row: dict[str, Any]) -> None:
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
-
-
-class _Bar:
-    def __init__(self, total: int, done: int, enabled: bool):
-        self.p = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.p = Progress(TextColumn("[bold]train (ray)"), BarColumn(), MofNCompleteColumn(),
-                              TextColumn("{task.fields[info]}"), TimeElapsedColumn())
-            self.p.__enter__()
-            self.t = self.p.add_task("train", total=total, completed=done, info="")
-
-    def update(self, row: dict[str, Any]) -> None:
-        if self.p is not None:
-            info = f"{row['phase']} loss {row.get('loss', 0.0):.4f}"
-            if "reward_mean" in row:
-                info += f" reward {row['reward_mean']:.3f} lag<={row.get('lag_max', 0)}"
-            self.p.update(self.t, completed=row["step"], info=info)
-
-    def close(self) -> None:
-        if self.p is not None:
-            self.p.__exit__(None, None, None)
-
-
-def _load_base(cfg: TrainConfig, out: Path, ckpt: Path | None, tasks, convs) -> Path:
-    """The starting checkpoint folder: the resumed one, ``model.path``, or a tiny model built
-    into ``output/base`` as the local trainer builds it."""
-    if ckpt is not None:
-        return ckpt
-    if cfg.model.tiny is None:
-        return Path(cfg.model.path)
-    from toolzoo.trainer.sft_data import corpus_texts
-    from toolzoo.trainer.tiny import build_tiny
-
-    path = out / "base"
-    if not (path / "config.json").exists():
-        build_tiny(path, corpus_texts(cfg.domains, convs()), cfg.model.tiny)
-    return path
-
-
-def _sft_conversations(cfg: TrainConfig, tasks) -> list:
-    from toolzoo.trainer.sft_data import load_conversations
-
-    drawn = tasks.draw(cfg.domains, cfg.lengths, cfg.sft.episodes, cfg.seed) if cfg.sft.source == "oracle" else []
-    return load_conversations(cfg.sft.source, domains=cfg.domains, tasks=drawn, min_score=cfg.sft.min_score,
-                              user_mode=cfg.user_mode)
-
-
-def _train_job(cfg: TrainConfig, tasks, rng: random.Random) -> tuple[str, int, int]:
-    """(domain, seed, length) of a training task, drawn as the local trainer draws them."""
-    from toolzoo.trainer.loop import TRAIN_SEED_SPAN
-
-    for _ in range(1000):
-        d, length = rng.choice(cfg.domains), rng.choice(cfg.lengths)
-        seed = cfg.seed + rng.randrange(TRAIN_SEED_SPAN)
-        if tasks.get(d, seed, length) is not None:
-            return d, seed, length
-    raise RuntimeError("cannot generate training tasks for the configured domains and lengths")
-
-
 def worker_run_config(cfg: TrainConfig, base: Path, out: Path, concurrency: int) -> RunConfig:
     """The Run config rollout workers execute: the policy as an HF agent (sampling), the
     scripted user, inline sandboxes, the training episode limits."""
@@ -355,6 +251,7 @@ def train_on_ray(cfg: TrainConfig, *, address: str | None, resume: bool = False,
 
     from toolzoo.cluster.ray_setup import init_ray, shutdown_ray
     from toolzoo.trainer.episodes import Tasks
+    from toolzoo.trainer.loop import Context, base_model_path, evaluate_policy, run_phase, sft_conversations, sft_phase
 
     max_off = max_off_policy_steps if max_off_policy_steps is not None else getattr(
         cfg, "max_off_policy_steps", DEFAULT_MAX_OFF_POLICY_STEPS)
@@ -371,17 +268,20 @@ def train_on_ray(cfg: TrainConfig, *, address: str | None, resume: bool = False,
     rng = random.Random(cfg.seed)
     ckpt = latest_checkpoint(out) if resume else None
     state = load_trainer_state(ckpt) if ckpt is not None else None
+    # the local trainer's context: its SFT warm-up, conversations and evaluation run on it here
+    ctx = Context(config=cfg, model=None, tokenizer=None, out=out, rng=rng, tasks=tasks)
     cache: list = []
 
     def convs() -> list:
         if not cache:
-            cache.append(_sft_conversations(cfg, tasks))
+            cache.append(sft_conversations(ctx))
         return cache[0]
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    base = _load_base(cfg, out, ckpt, tasks, convs)
+    base = ckpt if ckpt is not None else base_model_path(cfg, out, convs)
     model, tokenizer = AutoModelForCausalLM.from_pretrained(base), AutoTokenizer.from_pretrained(base)
+    ctx.model, ctx.tokenizer = model, tokenizer
     step = 0
     if state is not None:
         step = state["step"]
@@ -390,21 +290,12 @@ def train_on_ray(cfg: TrainConfig, *, address: str | None, resume: bool = False,
     elif cfg.checkpoint_every:
         save_checkpoint(out / "checkpoints" / "step_0", model, tokenizer, None)
     total = cfg.sft.steps + cfg.steps
-    metrics = _Metrics(out, step if state is not None else None)
-    bar = _Bar(total, step, progress)
+    metrics = MetricsLog(out, step if state is not None else None)  # no TensorBoard mirror (as before)
+    bar = ProgressBar(total, step, progress, label="train (ray)")
     last: dict[str, Any] = {}
 
     def eval_now(save_to: Path | None = None) -> dict[str, Any]:
-        from toolzoo.agents.hf import HFAgent
-        from toolzoo.trainer.evaluate import eval_tasks, evaluate
-
-        agent = HFAgent(model=model, tokenizer=tokenizer, greedy=True, max_new_tokens=cfg.rollout.max_new_tokens)
-        t0 = time.perf_counter()
-        held_out = eval_tasks(tasks, cfg.domains, cfg.eval.lengths, cfg.eval.tasks_per_length, cfg.eval.seed)
-        res = evaluate(agent, held_out, user_mode=cfg.user_mode, limits=Limits(max_turns=cfg.max_turns),
-                       save_to=save_to, sources=tasks.sources)
-        res["seconds"] = round(time.perf_counter() - t0, 3)
-        return res
+        return evaluate_policy(ctx, save_to=save_to)
 
     def emit(row: dict[str, Any], phase_state: dict[str, Any] | None) -> None:
         nonlocal last
@@ -425,7 +316,10 @@ def train_on_ray(cfg: TrainConfig, *, address: str | None, resume: bool = False,
         if cfg.eval.at_start and step == 0:
             metrics.write({"step": 0, "phase": "start", "eval": eval_now()})
         if step < cfg.sft.steps:
-            step = _sft_warmup(cfg, model, tokenizer, convs(), rng, step, state, emit)
+            # the local trainer's SFT phase, in the driver: same batches, optimizer and schedule
+            warmup = sft_phase(ctx, cfg.sft.steps, cfg.sft.learning_rate, convs())
+            step = run_phase(ctx, warmup, 0, step, state, lambda row, opt, sched: emit(
+                row, {"phase": "sft", "optimizer": opt.state_dict(), "scheduler": sched.state_dict()}))
         if step < total:
             grpo_state = state if state is not None and state.get("phase") == "grpo" else None
             files = _packed(model, tokenizer)
@@ -461,34 +355,6 @@ def _packed(model, tokenizer) -> dict[str, bytes]:
         return pack_checkpoint(Path(tmp), weights=True)
 
 
-def _sft_warmup(cfg: TrainConfig, model, tokenizer, conversations, rng: random.Random, step: int,
-                state: dict[str, Any] | None, emit) -> int:
-    """The local trainer's SFT warm-up phase (same batches, optimizer and schedule), in the driver."""
-    from toolzoo.trainer.data import tokenize_conversation
-    from toolzoo.trainer.sft import sft_step
-
-    seqs = [tokenize_conversation(tokenizer, m, t) for m, t in conversations]
-    if not seqs:
-        raise ValueError("no SFT conversations (check sft.source and sft.min_score)")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft.learning_rate, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(cfg.sft.warmup_steps, True, cfg.sft.steps))
-    if state is not None and state.get("phase") == "sft" and step > 0:
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-    while step < cfg.sft.steps:
-        t0 = time.perf_counter()
-        lr = opt.param_groups[0]["lr"]
-        batch = rng.sample(seqs, min(cfg.sft.batch_size, len(seqs)))
-        loss = sft_step(model, opt, batch, pad_id, cfg.max_grad_norm)
-        sched.step()
-        step += 1
-        emit({"step": step, "phase": "sft", "loss": loss, "tokens": sum(sum(s.assistant_mask) for s in batch),
-              "lr": lr, "seconds": round(time.perf_counter() - t0, 4)},
-             {"phase": "sft", "optimizer": opt.state_dict(), "scheduler": sched.state_dict()})
-    return step
-
-
 def _grpo_on_ray(cfg: TrainConfig, model, files, tasks, rng, step: int, state, emit, *, out: Path, base: Path,
                  max_off: int, num_workers: int | None, worker_cpus: float, learner_options,
                  cluster_cpus: float) -> dict[str, Any]:
@@ -496,6 +362,7 @@ def _grpo_on_ray(cfg: TrainConfig, model, files, tasks, rng, step: int, state, e
 
     from toolzoo.cluster.actors import rollout_pool, wait_any
     from toolzoo.tools.zoo import get_domain
+    from toolzoo.trainer.loop import train_job
 
     g, total = cfg.group_size, cfg.sft.steps + cfg.steps
     batch_eps = cfg.batch * g
@@ -544,7 +411,7 @@ def _grpo_on_ray(cfg: TrainConfig, model, files, tasks, rng, step: int, state, e
             if syncing:
                 syncing = ray.wait(syncing, num_returns=len(syncing), timeout=0)[1]
             while not syncing and pool.pending() + groups.episodes() + len(feed) + g <= budget:
-                d, seed, length = _train_job(cfg, tasks, rng)
+                d, seed, length = train_job(cfg, tasks, rng)
                 for k in range(g):  # unique trial numbers: unique episode ids across groups
                     pool.submit((next_group, k), Job(d, length, seed, next_group * g + k))
                 next_group += 1

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
 import random
 import time
@@ -42,6 +41,8 @@ from toolzoo.trainer.losses import overlong_penalty
 from toolzoo.trainer.opsd import OPSDConfig, OPSDRollout, opsd_step
 from toolzoo.trainer.pi_distill import DistillRollout, PiDistillConfig, pi_distill_step
 from toolzoo.trainer.privileged import PrivilegedAgent, render_privileged, sequence_in_context, with_privileged
+from toolzoo.trainer.runlog import MetricsLog, ProgressBar
+from toolzoo.trainer.schedule import make_optimizer
 from toolzoo.trainer.sft import sft_step
 from toolzoo.trainer.sft_data import corpus_texts, load_conversations, strip_tokens
 
@@ -103,12 +104,7 @@ def sft_phase(ctx: Context, steps: int, lr: float, conversations) -> Phase:
 
 def grpo_phase(ctx: Context) -> Phase:
     cfg = ctx.config
-    gcfg = GRPOConfig(
-        loss_type=cfg.loss_type, group_size=cfg.group_size, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
-        beta=cfg.beta, temperature=cfg.rollout.temperature, max_completion_length=cfg.max_completion_length,
-        dynamic_sampling=cfg.dynamic_sampling, max_grad_norm=cfg.max_grad_norm,
-        old_logprobs="sampled" if cfg.rollout.backend == "vllm" else "recompute",
-    )
+    gcfg = grpo_config(cfg, old_logprobs="sampled" if cfg.rollout.backend == "vllm" else "recompute")
     agent = _rollout_agent(ctx)
 
     def step(opt) -> dict[str, Any]:
@@ -132,14 +128,8 @@ def grpo_phase(ctx: Context) -> Phase:
             if any(t.outcome is None or t.outcome.failure not in (None, "agent") for t in group):
                 dropped += 1  # not the policy's doing: no signal to learn from
                 continue
-            rewards = [float(t.outcome.reward) for t in group]
             successes += [float(t.outcome.success) for t in group]
-            if cfg.overlong.enabled:
-                lengths = torch.tensor([_sampled_tokens(t.messages) for t in group], dtype=torch.float)
-                pen = overlong_penalty(lengths, cfg.max_completion_length, cfg.overlong.cache)
-                rewards = [r + float(p) for r, p in zip(rewards, pen)]
-            tools = domain_tools(ctx.tasks.source(group[0].task)) if _needs_tools(group) else None
-            rollouts += [Rollout.from_messages(t.messages, r, ctx.tokenizer, tools) for t, r in zip(group, rewards)]
+            rollouts += group_rollouts(cfg, group, ctx.tokenizer, ctx.tasks.sources)
         if not rollouts:
             return {"loss": 0.0, "skipped": True, "groups_dropped": dropped, "rollout_s": t_roll}
         stats = grpo_step(ctx.model, opt, rollouts, gcfg, pad_id=ctx.pad_id, ref_model=ctx.ref_model)
@@ -151,6 +141,29 @@ def grpo_phase(ctx: Context) -> Phase:
         return row
 
     return Phase("grpo", cfg.steps, cfg.learning_rate, 0, False, step)
+
+
+def grpo_config(cfg: TrainConfig, old_logprobs: str) -> GRPOConfig:
+    """The GRPO step's settings from the Train config (the local loop and the Ray learner)."""
+    return GRPOConfig(
+        loss_type=cfg.loss_type, group_size=cfg.group_size, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
+        beta=cfg.beta, temperature=cfg.rollout.temperature, max_completion_length=cfg.max_completion_length,
+        dynamic_sampling=cfg.dynamic_sampling, max_grad_norm=cfg.max_grad_norm, old_logprobs=old_logprobs,
+    )
+
+
+def group_rollouts(cfg: TrainConfig, group, tokenizer, sources: dict[str, str]) -> list[Rollout]:
+    """One kept GRPO group as rollouts: outcome rewards (plus the overlong penalty when enabled);
+    the domain's tool specs only when some turn must be re-rendered (no sampled tokens).
+    ``sources``: domain name -> what was configured (``Tasks.sources``)."""
+    rewards = [float(t.outcome.reward) for t in group]
+    if cfg.overlong.enabled:
+        lengths = torch.tensor([_sampled_tokens(t.messages) for t in group], dtype=torch.float)
+        pen = overlong_penalty(lengths, cfg.max_completion_length, cfg.overlong.cache)
+        rewards = [r + float(p) for r, p in zip(rewards, pen)]
+    domain = group[0].task.domain
+    tools = domain_tools(sources.get(domain, domain)) if _needs_tools(group) else None
+    return [Rollout.from_messages(t.messages, r, tokenizer, tools) for t, r in zip(group, rewards)]
 
 
 def _two_views(ctx: Context, trajs):
@@ -258,14 +271,18 @@ def _sampled_tokens(messages) -> int:
     return sum(len(m.tokens.completion_ids) for m in messages if m.role == "assistant" and m.tokens)
 
 
-def _train_task(ctx: Context):
-    cfg = ctx.config
+def train_job(cfg: TrainConfig, tasks: Tasks, rng: random.Random) -> tuple[str, int, int]:
+    """(domain, seed, length) of a training task that generates, drawn from ``rng``."""
     for _ in range(1000):
-        d, L = ctx.rng.choice(cfg.domains), ctx.rng.choice(cfg.lengths)
-        task = ctx.tasks.get(d, cfg.seed + ctx.rng.randrange(TRAIN_SEED_SPAN), L)
-        if task is not None:
-            return task
+        d, length = rng.choice(cfg.domains), rng.choice(cfg.lengths)
+        seed = cfg.seed + rng.randrange(TRAIN_SEED_SPAN)
+        if tasks.get(d, seed, length) is not None:
+            return d, seed, length
     raise RuntimeError("cannot generate training tasks for the configured domains and lengths")
+
+
+def _train_task(ctx: Context):
+    return ctx.tasks.get(*train_job(ctx.config, ctx.tasks, ctx.rng))  # cached by Tasks: drawn once
 
 
 def _rollout_agent(ctx: Context):
@@ -281,7 +298,8 @@ def _rollout_agent(ctx: Context):
     return agent
 
 
-def _sft_conversations(ctx: Context):
+def sft_conversations(ctx: Context) -> list:
+    """The SFT (warm-up) conversations the config names, as (messages, tools) pairs."""
     cfg = ctx.config
     if cfg.algorithm in ("pi_distill", "opsd") and cfg.distill.warmup_view != "plain":
         return _privileged_conversations(ctx)
@@ -346,101 +364,45 @@ ALGORITHMS: dict[str, Callable[[Context, Callable[[], list]], list[Phase]]] = {
 # --------------------------------------------------------------------------- model
 
 
+def base_model_path(cfg: TrainConfig, out: Path, convs: Callable[[], list]) -> Path:
+    """The starting checkpoint folder: ``model.path``, or a tiny model built (once) into
+    ``out/base`` from the domains and the SFT conversations."""
+    if cfg.model.tiny is None:
+        return Path(cfg.model.path)
+    from toolzoo.trainer.tiny import build_tiny
+
+    path = out / "base"
+    if not (path / "config.json").exists():
+        build_tiny(path, corpus_texts(cfg.domains, convs()), cfg.model.tiny)
+    return path
+
+
 def _load_model(cfg: TrainConfig, out: Path, convs: Callable[[], list]):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if cfg.model.tiny is not None:
-        from toolzoo.trainer.tiny import build_tiny
-
-        path = out / "base"
-        if not (path / "config.json").exists():
-            build_tiny(path, corpus_texts(cfg.domains, convs()), cfg.model.tiny)
-    else:
-        path = Path(cfg.model.path)
+    path = base_model_path(cfg, out, convs)
     return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
 
 
-def _optimizer(ctx: Context, phase: Phase):
-    opt = torch.optim.AdamW(ctx.model.parameters(), lr=phase.lr, weight_decay=0.0)
-
-    def factor(i: int) -> float:
-        if i < phase.warmup:
-            return (i + 1) / phase.warmup
-        if not phase.cosine:
-            return 1.0
-        done = min(1.0, (i - phase.warmup) / max(1, phase.steps - phase.warmup))
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))  # cosine to 10% of lr
-
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-# --------------------------------------------------------------------------- logging
-
-
-class _Metrics:
-    def __init__(self, out: Path, keep_upto: int | None, tensorboard: bool):
-        self.path = out / "metrics.jsonl"
-        if keep_upto is not None and self.path.exists():  # resume: drop rows past the checkpoint
-            rows = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= keep_upto]
-            self.path.write_text("".join(r + "\n" for r in rows))
-        elif keep_upto is None and self.path.exists():
-            self.path.unlink()
-        self.tb = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(out / "tensorboard"))
-            except ImportError:
-                log.warning("tensorboard is not installed: logging to metrics.jsonl only")
-
-    def write(self, row: dict[str, Any]) -> None:
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
-        if self.tb is not None:
-            for k, v in _flat(row).items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step":
-                    self.tb.add_scalar(k, v, row["step"])
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}/"))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-class _Bar:
-    def __init__(self, total: int, done: int, enabled: bool):
-        self.p = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.p = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                              TextColumn("{task.fields[info]}"), TimeElapsedColumn())
-            self.p.__enter__()
-            self.t = self.p.add_task("train", total=total, completed=done, info="")
-
-    def update(self, step: int, row: dict[str, Any]) -> None:
-        if self.p is not None:
-            info = f"{row['phase']} loss {row.get('loss', 0.0):.4f}"
-            if "reward_mean" in row:
-                info += f" reward {row['reward_mean']:.3f}"
-            if "eval" in row:
-                info += f" eval {row['eval'].get('success', 0.0):.2f}"
-            self.p.update(self.t, completed=step, info=info)
-
-    def close(self) -> None:
-        if self.p is not None:
-            self.p.__exit__(None, None, None)
+def run_phase(ctx: Context, phase: Phase, first: int, step: int, state: dict[str, Any] | None,
+              emit: Callable[[dict[str, Any], Any, Any], None]) -> int:
+    """Run ``phase`` (global steps ``first+1 .. first+phase.steps``) from global ``step`` to its
+    end; returns the step reached. Each step's metrics row goes to ``emit(row, opt, sched)``
+    (which evaluates, logs and checkpoints). A resumed ``state`` saved inside this phase
+    restores its optimizer and scheduler."""
+    opt, sched = make_optimizer(ctx.model.parameters(), phase.lr, phase.warmup, phase.cosine, phase.steps)
+    if state is not None and state.get("phase") == phase.name and state["step"] > first:
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+    while step < first + phase.steps:
+        t0 = time.perf_counter()
+        lr = opt.param_groups[0]["lr"]
+        row = phase.step(opt)
+        sched.step()
+        step += 1
+        emit({"step": step, "phase": phase.name, **row, "lr": lr, "seconds": round(time.perf_counter() - t0, 4)},
+             opt, sched)
+    return step
 
 
 # --------------------------------------------------------------------------- the loop
@@ -468,7 +430,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
 
     def convs() -> list:
         if not cache:
-            cache.append(_sft_conversations(ctx))
+            cache.append(sft_conversations(ctx))
         return cache[0]
 
     if ckpt is not None:
@@ -488,42 +450,34 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     elif cfg.checkpoint_every:
         save_checkpoint(out / "checkpoints" / "step_0", ctx.model, ctx.tokenizer, None)
 
-    metrics = _Metrics(out, step if state is not None else None, cfg.tensorboard)
-    bar = _Bar(total, step, progress)
+    metrics = MetricsLog(out, step if state is not None else None, cfg.tensorboard)
+    bar = ProgressBar(total, step, progress)
     started = time.perf_counter()
     last: dict[str, Any] = {}
+
+    def emit(row: dict[str, Any], opt, sched) -> None:
+        nonlocal last
+        s = row["step"]
+        if cfg.eval.every and s % cfg.eval.every == 0 and s != total:
+            row["eval"] = evaluate_policy(ctx)
+        if s == total:
+            row["eval"] = evaluate_policy(ctx, save_to=out / "eval")
+        metrics.write(row)
+        bar.update(row)
+        last = row
+        if cfg.checkpoint_every and s % cfg.checkpoint_every == 0 and s != total:
+            _save(ctx, out / "checkpoints" / f"step_{s}", row["phase"], s, opt, sched)
+
     try:
         if cfg.eval.at_start and step == 0:
-            metrics.write({"step": 0, "phase": "start", "eval": _eval(ctx)})
+            metrics.write({"step": 0, "phase": "start", "eval": evaluate_policy(ctx)})
         first = 0
         for phase in phases:
-            end = first + phase.steps
-            if step >= end:
-                first = end
-                continue
-            opt, sched = _optimizer(ctx, phase)
-            if state is not None and state.get("phase") == phase.name and state["step"] > first:
-                opt.load_state_dict(state["optimizer"])
-                sched.load_state_dict(state["scheduler"])
-            while step < end:
-                t0 = time.perf_counter()
-                lr = opt.param_groups[0]["lr"]
-                row = phase.step(opt)
-                sched.step()
-                step += 1
-                row = {"step": step, "phase": phase.name, **row, "lr": lr, "seconds": round(time.perf_counter() - t0, 4)}
-                if cfg.eval.every and step % cfg.eval.every == 0 and step != total:
-                    row["eval"] = _eval(ctx)
-                if step == total:
-                    row["eval"] = _eval(ctx, save_to=out / "eval")
-                metrics.write(row)
-                bar.update(step, row)
-                last = row
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != total:
-                    _save(ctx, out / "checkpoints" / f"step_{step}", phase, step, opt, sched)
-            first = end
+            if step < first + phase.steps:
+                step = run_phase(ctx, phase, first, step, state, emit)
+            first += phase.steps
         if total == 0:
-            last = {"step": 0, "phase": "none", "eval": _eval(ctx, save_to=out / "eval")}
+            last = {"step": 0, "phase": "none", "eval": evaluate_policy(ctx, save_to=out / "eval")}
             metrics.write(last)
         final = out / "final"
         save_checkpoint(final, ctx.model, ctx.tokenizer, None)
@@ -539,14 +493,15 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     return summary
 
 
-def _save(ctx: Context, path: Path, phase: Phase, step: int, opt, sched) -> None:
+def _save(ctx: Context, path: Path, phase: str, step: int, opt, sched) -> None:
     save_checkpoint(path, ctx.model, ctx.tokenizer, {
-        "step": step, "phase": phase.name, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+        "step": step, "phase": phase, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
         "rng": rng_state(ctx.generators), "rng_trainer": ctx.rng.getstate(),
     })
 
 
-def _eval(ctx: Context, save_to: Path | None = None) -> dict[str, Any]:
+def evaluate_policy(ctx: Context, save_to: Path | None = None) -> dict[str, Any]:
+    """Greedy evaluation of ``ctx.model`` on the held-out tasks (success by length, half-life)."""
     cfg = ctx.config
     tasks = eval_tasks(ctx.tasks, cfg.domains, cfg.eval.lengths, cfg.eval.tasks_per_length, cfg.eval.seed)
     agent = HFAgent(model=ctx.model, tokenizer=ctx.tokenizer, greedy=True, max_new_tokens=cfg.rollout.max_new_tokens)
