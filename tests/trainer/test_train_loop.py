@@ -114,3 +114,42 @@ def test_sft_only_from_export(tmp_path):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["phase"] for r in rows] == ["sft"] * 3 and summary["steps"] == 3
     assert not (out / "checkpoints").exists() and (out / "final" / "config.json").exists()
+
+
+# --------------------------------------------------------------------------- shared pieces (the Ray driver uses them too)
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(warmup=st.integers(0, 20), steps=st.integers(1, 60), cosine=st.booleans())
+def test_lr_factor_warms_up_then_holds_or_decays_to_a_tenth(warmup, steps, cosine):
+    from toolzoo.trainer.schedule import lr_factor
+
+    f = lr_factor(warmup, cosine, steps)
+    vals = [f(i) for i in range(warmup + steps + 5)]
+    assert vals[:warmup] == [(i + 1) / warmup for i in range(warmup)]
+    after = vals[warmup:]
+    assert all(0.1 - 1e-12 <= v <= 1.0 + 1e-12 for v in after)
+    if cosine:
+        assert all(a >= b - 1e-12 for a, b in zip(after, after[1:]))  # never rises again
+        assert abs(f(max(steps, warmup + 1)) - 0.1) < 1e-9 and after[0] == 1.0
+    else:
+        assert set(after) == {1.0}
+
+
+def test_metrics_log_resume_keeps_rows_up_to_the_checkpoint(tmp_path):
+    from toolzoo.trainer.runlog import MetricsLog, bar_info
+
+    log = MetricsLog(tmp_path, None)
+    for s in range(1, 6):
+        log.write({"step": s, "phase": "sft", "loss": 1.0 / s})
+    assert MetricsLog(tmp_path, 3).path.read_text().count("\n") == 3  # resume at step 3: 4, 5 go
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    MetricsLog(tmp_path, None)  # a fresh run starts a fresh file
+    assert not (tmp_path / "metrics.jsonl").exists()
+    row = {"step": 4, "phase": "grpo", "loss": 0.5, "reward_mean": 0.25, "lag_max": 1, "eval": {"success": 0.5}}
+    assert bar_info(row) == "grpo loss 0.5000 reward 0.250 lag<=1 eval 0.50"
+    assert bar_info({"step": 1, "phase": "sft", "loss": 2.0}) == "sft loss 2.0000"
