@@ -100,6 +100,9 @@ def bwrap_prefix(workspace: str, limits: SandboxLimits, *, uid: int | None, extr
     args += _system_binds()
     # Home dirs (e.g. /root holding a pyenv) are masked by a tmpfs; only Python roots show through.
     args += ["--tmpfs", "/root", "--tmpfs", "/home"]
+    # The private /tmp comes before the read-only roots, so a venv or checkout that lives under
+    # /tmp (a CI clone, say) is bound on top of it instead of hidden by it.
+    args += ["--perms", "1777", "--tmpfs", "/tmp"]
     roots = _python_roots() + list(extra_ro)
     # bwrap creates missing parents 0700, unreadable for the sandbox uid: make them 0755.
     parents: list[str] = []
@@ -112,7 +115,7 @@ def bwrap_prefix(workspace: str, limits: SandboxLimits, *, uid: int | None, extr
         args += ["--perms", "0755", "--dir", a]
     for root in roots:
         args += ["--ro-bind", root, root]
-    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+    args += ["--proc", "/proc", "--dev", "/dev",
              "--bind", workspace, WORKSPACE, "--chdir", WORKSPACE,
              "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
              "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--setenv", "MALLOC_ARENA_MAX", "2",
@@ -184,6 +187,30 @@ def find_marked(marker: str) -> list[int]:
     return [p for p in pids_where(lambda i: marker in i["cmdline"]) if p != me]
 
 
+def kill_tree(root: int) -> int:
+    """SIGKILL ``root`` and every descendant, found before any dies. A jailed command that
+    dropped privileges loses its parent-death signal, so killing the jail's outer process
+    alone can leave it running (writing into a pipe nobody reads); its process tree cannot
+    hide from this."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            info = proc_info(int(name))
+            if info is not None:
+                children.setdefault(info["ppid"], []).append(int(name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    killed = 0
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+    return killed
+
+
 async def run_capped(argv: list[str], *, stdin: bytes | None, timeout: float, output_bytes: int,
                      env: dict[str, str] | None = None, cwd: str | None = None) -> tuple[ExecResult, bytes]:
     """Run ``argv`` in its own process group; capture stdout/stderr up to ``output_bytes`` each
@@ -202,7 +229,8 @@ async def run_capped(argv: list[str], *, stdin: bytes | None, timeout: float, ou
             if len(chunk) > room:
                 bufs[key] += chunk[:max(room, 0)]
                 truncated = True
-                kill_group(proc.pid)  # endless output: stop it rather than drain forever
+                kill_tree(proc.pid)  # endless output: stop it rather than drain forever
+                kill_group(proc.pid)
                 return
             bufs[key] += chunk
 
@@ -222,7 +250,8 @@ async def run_capped(argv: list[str], *, stdin: bytes | None, timeout: float, ou
     except asyncio.TimeoutError:
         timed_out = True
     finally:
-        kill_group(proc.pid)  # anything left in the group (the jail's pid namespace dies with it)
+        kill_tree(proc.pid)  # anything the command left running, in or out of its group
+        kill_group(proc.pid)
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
