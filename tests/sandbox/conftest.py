@@ -103,3 +103,13 @@ def leftovers(sb_or_marker, run_id: str) -> dict:
 
 
 NOTHING = {"processes": [], "containers": [], "workspace": False, "registry": []}
+
+
+def pytest_collection_modifyitems(config, items):
+    # Real dockerd and bubblewrap under a loaded 2-core machine: a sandbox test that stalls
+    # (seen once: a docker sandbox's stdio session never opened) fails after 180 s and is run
+    # once more instead of holding the suite for the global 600 s. A known flake, noted.
+    for item in items:
+        if "tests/sandbox/" in str(item.fspath):
+            item.add_marker(pytest.mark.timeout(180))
+            item.add_marker(pytest.mark.flaky(reruns=1))
