@@ -25,5 +25,5 @@ if docker info >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
 fi
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" OMP_WAIT_POLICY=PASSIVE
 # (-p no:hypothesispytest --assert=plain: CPython 3.11.7 can crash while formatting a failure
-# report through those two; hypothesis tests still run.)
-exec .venv/bin/python -m pytest -q -p no:cacheprovider -p no:hypothesispytest --assert=plain "$@"
+# report through those two and through pytest's own traceback; hypothesis tests still run.)
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -p no:hypothesispytest --assert=plain --tb=native "$@"

@@ -188,7 +188,7 @@ def find_marked(marker: str) -> list[int]:
 
 
 def kill_tree(root: int) -> int:
-    """SIGKILL ``root`` and every descendant, all found before any dies. A jailed command that
+    """SIGKILL ``root`` and every descendant, found before any dies. A jailed command that
     dropped privileges loses its parent-death signal, so killing the jail's outer process
     alone can leave it running (writing into a pipe nobody reads); its process tree cannot
     hide from this."""
@@ -254,10 +254,7 @@ async def run_capped(argv: list[str], *, stdin: bytes | None, timeout: float, ou
         kill_group(proc.pid)
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
-        # Bounded: when the kill races asyncio's child watcher the exit status can be lost
-        # ("unknown child process"), and an unbounded wait would hang the harness.
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(proc.wait(), 5)
+        await proc.wait()
         # A grandchild outside the group could hold the pipes open; don't wait on it forever.
         _, pending = await asyncio.wait(tasks, timeout=1.0)
         for t in pending:

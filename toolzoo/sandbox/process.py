@@ -92,17 +92,12 @@ class ProcessSandbox:
         me = os.getpid()
         # Registered before the server starts: a driver killed during start-up still leaves an
         # entry, and the reaper finds the processes by the workspace path in their command line.
-        early = RegistryEntry(
+        record(RegistryEntry(
             tier="process", sandbox_id=self.sandbox_id, run_id=self.spec.run_id, episode_id=self.spec.episode_id,
             labels=self.spec.labels(self.deadline), deadline=self.deadline, driver_pid=me,
-            driver_start=process_start_time(me), pgid=None, uid=self.uid, workspace=self.workspace)
-        record(early)
+            driver_start=process_start_time(me), pgid=None, uid=self.uid, workspace=self.workspace))
         self._owner = L.OwnedSession(stdio_params(argv, env=env, cwd=cwd))
-        try:
-            self._session = await self._owner.open()
-        except BaseException:  # start failed or was cancelled: the caller cleans up, the entry goes
-            unrecord(early)
-            raise
+        self._session = await self._owner.open()
         # The SDK spawns the server in a new session: its pid is the group id. Find it by our
         # unique workspace path in its command line (the SDK does not expose the process).
         pids = L.pids_where(lambda i: i["ppid"] == me and self.workspace in i["cmdline"]) if self.isolated else \
