@@ -228,10 +228,14 @@ async def run_capped(argv: list[str], *, stdin: bytes | None, timeout: float, ou
             room = output_bytes - len(bufs[key])
             if len(chunk) > room:
                 bufs[key] += chunk[:max(room, 0)]
-                truncated = True
-                kill_tree(proc.pid)  # endless output: stop it rather than drain forever
-                kill_group(proc.pid)
-                return
+                if not truncated:
+                    truncated = True
+                    kill_tree(proc.pid)  # endless output: stop it rather than drain forever
+                    kill_group(proc.pid)
+                # Keep reading (and dropping) to EOF: a stream left unread pauses its pipe, the
+                # pipe then never reports EOF, and ``proc.wait()`` (which in 3.11 waits for every
+                # pipe to close) would only return at the timeout.
+                continue
             bufs[key] += chunk
 
     async def feed() -> None:

@@ -92,10 +92,12 @@ class ProcessSandbox:
         me = os.getpid()
         # Registered before the server starts: a driver killed during start-up still leaves an
         # entry, and the reaper finds the processes by the workspace path in their command line.
-        record(RegistryEntry(
+        # ``close`` removes whichever entry is current, so a failed or cancelled start leaves none.
+        self._entry = RegistryEntry(
             tier="process", sandbox_id=self.sandbox_id, run_id=self.spec.run_id, episode_id=self.spec.episode_id,
             labels=self.spec.labels(self.deadline), deadline=self.deadline, driver_pid=me,
-            driver_start=process_start_time(me), pgid=None, uid=self.uid, workspace=self.workspace))
+            driver_start=process_start_time(me), pgid=None, uid=self.uid, workspace=self.workspace)
+        record(self._entry)
         self._owner = L.OwnedSession(stdio_params(argv, env=env, cwd=cwd))
         self._session = await self._owner.open()
         # The SDK spawns the server in a new session: its pid is the group id. Find it by our
@@ -103,10 +105,7 @@ class ProcessSandbox:
         pids = L.pids_where(lambda i: i["ppid"] == me and self.workspace in i["cmdline"]) if self.isolated else \
             L.pids_where(lambda i: i["ppid"] == me and self.sandbox_id in i["cmdline"])
         self.pid = pids[0] if pids else None
-        self._entry = RegistryEntry(
-            tier="process", sandbox_id=self.sandbox_id, run_id=self.spec.run_id, episode_id=self.spec.episode_id,
-            labels=self.spec.labels(self.deadline), deadline=self.deadline, driver_pid=me,
-            driver_start=process_start_time(me), pgid=self.pid, uid=self.uid, workspace=self.workspace)
+        self._entry = self._entry.model_copy(update={"pgid": self.pid})
         record(self._entry)
 
     # -- the contract -----------------------------------------------------------------------
