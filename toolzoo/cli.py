@@ -7,13 +7,34 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from rich.console import Console
 from rich.table import Table
 
+if TYPE_CHECKING:
+    from toolzoo.config import LoadError
+
 console = Console()
 err_console = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _print_problems(exc: LoadError) -> None:
+    """Each problem of a config that did not load, one line apiece."""
+    for problem in exc.problems:
+        err_console.print(f"[red]error[/red] {problem}", highlight=False)
+
+
+def _load_config(load: Callable[[str], T], path: str) -> T | None:
+    """``load(path)``, or None once the problems of a bad config are printed (callers exit 2)."""
+    from toolzoo.config import LoadError
+
+    try:
+        return load(path)
+    except LoadError as exc:
+        _print_problems(exc)
+        return None
 
 
 def _zoo_list(args: argparse.Namespace) -> int:
@@ -76,8 +97,7 @@ def _zoo_validate(args: argparse.Namespace) -> int:
             console.print(f"[green]ok[/green] {path} ({d.name}: {len(d.spec.tools)} tools, {len(d.spec.subtasks)} subtasks)")
         except LoadError as exc:
             failed += 1
-            for problem in exc.problems:
-                err_console.print(f"[red]error[/red] {problem}", markup=True, highlight=False)
+            _print_problems(exc)
         except FileNotFoundError as exc:
             failed += 1
             err_console.print(f"[red]error[/red] {exc}")
@@ -118,15 +138,11 @@ def _print_success_table(summary: dict[str, Any], title: str) -> None:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from toolzoo.config import LoadError
     from toolzoo.envs.run_config import load_run_config
     from toolzoo.envs.runner import Runner
 
-    try:
-        config = load_run_config(args.config)
-    except LoadError as exc:
-        for problem in exc.problems:
-            err_console.print(f"[red]error[/red] {problem}", highlight=False)
+    config = _load_config(load_run_config, args.config)
+    if config is None:
         return 2
     if args.output:
         config.output = args.output
@@ -245,15 +261,11 @@ def _sandbox_gc(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from toolzoo.config import LoadError
     from toolzoo.trainer.config import load_train_config
     from toolzoo.trainer.loop import print_summary, train
 
-    try:
-        cfg = load_train_config(args.config)
-    except LoadError as exc:
-        for problem in exc.problems:
-            err_console.print(f"[red]error[/red] {problem}", highlight=False)
+    cfg = _load_config(load_train_config, args.config)
+    if cfg is None:
         return 2
     try:
         if args.ray is not None:  # the cluster layer sits above the trainer: chosen here

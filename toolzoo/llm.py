@@ -454,3 +454,14 @@ class LLMClient:
                                  f"JSON object, valid against the schema."))]
         raise LLMStructuredError(f"{name}: no valid JSON object after {asks} replies: {problem}",
                                  attempts=asks)
+
+
+def client_or_own(config: LLMConfig | None, client: LLMClient | None, owner: str) -> tuple[LLMClient, bool]:
+    """The client a component (``owner``, for the error) talks through: the shared ``client``
+    it was given, else one of its own made from ``config``. The flag is True for its own: only
+    then does the component's ``aclose`` close it (a shared client is its maker's to close)."""
+    if client is not None:
+        return client, False
+    if config is None:
+        raise ValueError(f"{owner} needs an LLMConfig or an LLMClient")
+    return LLMClient(config), True

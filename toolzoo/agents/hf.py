@@ -237,11 +237,8 @@ class HFAgent:
         generator=None,
     ) -> Message:
         """``respond`` through the batcher: concurrent calls share one decode."""
-        prompt = render_prompt(self.tokenizer, chat_messages(messages, self.tokenizer), chat_tools(tools))
-        params = (max_new_tokens or self.max_new_tokens,
-                  self.temperature if temperature is None else temperature,
-                  self.greedy if greedy is None else greedy,
-                  generator)
+        prompt = self._prompt(messages, tools)
+        params = self._params(max_new_tokens, temperature, greedy, generator)
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         # a generator of its own: a batch of one (its key is unique to this request)
@@ -278,6 +275,17 @@ class HFAgent:
                 if not r.future.done():
                     r.future.set_result(s)
 
+    def _prompt(self, messages: list[Message], tools: list[ToolSpecView]) -> list[int]:
+        return render_prompt(self.tokenizer, chat_messages(messages, self.tokenizer), chat_tools(tools))
+
+    def _params(self, max_new_tokens, temperature, greedy, generator) -> tuple:
+        """One request's decode settings, in ``_sample``'s order: the keywords given, else the
+        agent's defaults. ``agenerate`` batches requests whose settings are equal."""
+        return (max_new_tokens or self.max_new_tokens,
+                self.temperature if temperature is None else temperature,
+                self.greedy if greedy is None else greedy,
+                generator)
+
     def _sample(self, prompts, max_new_tokens, temperature, greedy, generator) -> list[Sample]:
         with self._model_lock:
             self.batches += 1
@@ -308,12 +316,6 @@ class HFAgent:
         generator=None,
     ) -> Message:
         """Synchronous ``act`` (render, sample, parse); keywords override the defaults."""
-        prompt = render_prompt(
-            self.tokenizer, chat_messages(messages, self.tokenizer), chat_tools(tools)
-        )
-        (s,) = self._sample(
-            [prompt], max_new_tokens or self.max_new_tokens,
-            self.temperature if temperature is None else temperature,
-            self.greedy if greedy is None else greedy, generator,
-        )
+        prompt = self._prompt(messages, tools)
+        (s,) = self._sample([prompt], *self._params(max_new_tokens, temperature, greedy, generator))
         return self._message(prompt, s)

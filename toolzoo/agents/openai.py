@@ -12,7 +12,7 @@ from typing import Literal
 from toolzoo.agents.base import AgentError
 from toolzoo.agents.toolcall_check import validate_tool_call
 from toolzoo.core import Message, Task, ToolSpecView, Usage
-from toolzoo.llm import LLMClient, LLMConfig, LLMContextOverflow, LLMError
+from toolzoo.llm import LLMClient, LLMConfig, LLMContextOverflow, LLMError, client_or_own
 
 __all__ = ["OpenAIAgent", "validate_tool_call"]
 
@@ -31,12 +31,7 @@ class OpenAIAgent:
     def __init__(self, config: LLMConfig | None = None, *, client: LLMClient | None = None,
                  system_prompt: str | None = None,
                  context_overflow: Literal["agent", "infra"] = "agent") -> None:
-        self._owns_client = client is None
-        if client is None:
-            if config is None:
-                raise ValueError("OpenAIAgent needs an LLMConfig or an LLMClient")
-            client = LLMClient(config)
-        self.client = client
+        self.client, self._owns_client = client_or_own(config, client, "OpenAIAgent")
         self.system_prompt = system_prompt
         self.context_overflow = context_overflow
         self.usage = Usage()  # this episode's tokens (reset by start)

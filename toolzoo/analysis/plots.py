@@ -34,6 +34,14 @@ def _grid(runs: Sequence[RunAnalysis], log_x: bool) -> np.ndarray:
     return np.geomspace(0.8, top, 300) if log_x else np.linspace(0.0, top, 300)
 
 
+def _save(fig, path: Path) -> Path:
+    """Write the figure and close it: pyplot keeps every open figure alive until closed."""
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def success_vs_length(runs: Sequence[RunAnalysis], path: Path, log_x: bool = False) -> Path:
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     t = _grid(runs, log_x)
@@ -64,10 +72,7 @@ def success_vs_length(runs: Sequence[RunAnalysis], path: Path, log_x: bool = Fal
     ax.set_title("Success vs task length, fitted survival curve and 95% band")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7.5, loc="best")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def log_survival(runs: Sequence[RunAnalysis], path: Path) -> Path:
@@ -107,10 +112,7 @@ def log_survival(runs: Sequence[RunAnalysis], path: Path) -> Path:
     ax.set_title("Log-survival: a straight line is a constant hazard")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7.5, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def pass_k_plot(runs: Sequence[RunAnalysis], path: Path) -> Path:
@@ -127,7 +129,4 @@ def pass_k_plot(runs: Sequence[RunAnalysis], path: Path) -> Path:
     ax.set_title("Reliability across repeated trials")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

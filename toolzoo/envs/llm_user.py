@@ -22,7 +22,7 @@ from typing import Any
 
 from toolzoo.core import Message, Task, Usage
 from toolzoo.envs.user import UserReply, UserSimError
-from toolzoo.llm import LLMClient, LLMConfig, LLMError
+from toolzoo.llm import LLMClient, LLMConfig, LLMError, client_or_own
 
 STOP = "###STOP###"
 DEFAULT_PERSONA = "A customer of this service. You write short, natural, polite messages."
@@ -111,12 +111,7 @@ class LLMUser:
     def __init__(self, config: LLMConfig | None = None, persona: str | None = None, *,
                  client: LLMClient | None = None, check_violations: bool = True,
                  empty_retries: int = 1) -> None:
-        self._owns_client = client is None
-        if client is None:
-            if config is None:
-                raise ValueError("LLMUser needs an LLMConfig or an LLMClient")
-            client = LLMClient(config)
-        self.client = client
+        self.client, self._owns_client = client_or_own(config, client, "LLMUser")
         self.persona = persona
         self.check_violations = check_violations
         self.empty_retries = empty_retries

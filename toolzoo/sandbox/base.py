@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import importlib
 import time
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolzoo.tools.session import ToolSession
+from toolzoo.tools.session import MCPSession, ToolSession
 
 Backend = Literal["inline", "process", "docker", "kubernetes"]
+S = TypeVar("S")  # a tier's sandbox class
 
 # Label keys shared by every tier (process groups record them in a registry file).
 LABEL_PART_OF = "app.kubernetes.io/part-of"
@@ -59,6 +60,43 @@ class ExecResult(BaseModel):
     exit_code: int | None = None
     timed_out: bool = False
     truncated: bool = False
+
+
+def exec_plan(deadline: float, command: list[str] | str, stdin: str | bytes | None,
+              timeout: float | None) -> tuple[float, list[str], bytes | None]:
+    """What an ``exec`` runs, the same on every tier: the seconds it may take (the timeout asked
+    for, never past the sandbox's deadline: <= 0 once that has passed, see ``deadline_passed``),
+    the argv (a string runs under ``sh -c``) and stdin as bytes."""
+    remaining = deadline - time.time()
+    t = min(timeout if timeout is not None else remaining, remaining)
+    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+    return t, argv, stdin.encode() if isinstance(stdin, str) else stdin
+
+
+def deadline_passed() -> ExecResult:
+    return ExecResult(timed_out=True, stderr="sandbox deadline passed")
+
+
+class ServerState:
+    """The state calls of a tier whose tool server is reached over ``_session``: they go to the
+    server, where the domain's state lives (pools reuse a sandbox through ``reset``)."""
+
+    _session: MCPSession | None
+
+    @property
+    def session(self) -> ToolSession:
+        assert self._session is not None, "sandbox not started"
+        return self._session
+
+    async def snapshot(self) -> dict[str, Any]:
+        return await self.session.snapshot()
+
+    async def restore(self, state: dict[str, Any]) -> str:
+        return await self.session.restore(state)
+
+    async def reset(self, seed: int) -> str:
+        """Reseed the server's state."""
+        return await self.session._admin("_toolzoo_reset", {"seed": seed})
 
 
 class SandboxUnsupported(Exception):
@@ -105,6 +143,17 @@ async def create_sandbox(spec: SandboxSpec) -> Sandbox:
     module, fn = _TIERS[spec.backend].split(":")
     factory = getattr(importlib.import_module(module), fn)
     return await factory(spec)
+
+
+async def started(sandbox: S) -> S:
+    """``sandbox`` once its ``_start`` is done. A failed or cancelled start closes it, so what it
+    began (registry entry, processes, container) is not left behind."""
+    try:
+        await sandbox._start()
+    except BaseException:
+        await sandbox.close()
+        raise
+    return sandbox
 
 
 def deadline_for(spec: SandboxSpec) -> float:

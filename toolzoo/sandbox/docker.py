@@ -23,10 +23,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from toolzoo.sandbox.base import ExecResult, SandboxSpec, deadline_for
-from toolzoo.sandbox.limits import WORKSPACE, OwnedSession, container_path, kill_group, proc_info
+from toolzoo.sandbox.base import ExecResult, SandboxSpec, ServerState, deadline_for, deadline_passed, exec_plan, started
+from toolzoo.sandbox.limits import WORKSPACE, OwnedSession, container_path, file_bytes, kill_group, proc_info
 from toolzoo.sandbox.reaper import RegistryEntry, process_start_time, record, unrecord
-from toolzoo.tools.session import MCPSession, ToolSession, stdio_params
+from toolzoo.tools.session import MCPSession, stdio_params
 
 DEFAULT_IMAGE = os.environ.get("TOOLZOO_IMAGE", "toolzoo-sandbox:latest")
 BUILD_SCRIPT = Path(__file__).parent / "image" / "build.sh"
@@ -77,7 +77,7 @@ def kill_group_if(pid: int, comm: str) -> bool:
     return info is not None and info["cmdline"].startswith(comm) and info["pgid"] == pid and kill_group(pid)
 
 
-class DockerSandbox:
+class DockerSandbox(ServerState):
     isolation = "docker (network none, cap_drop ALL, no-new-privileges, read-only root)"
 
     def __init__(self, spec: SandboxSpec, sandbox_id: str, image: str):
@@ -128,11 +128,6 @@ class DockerSandbox:
         self._session = await self._owner.open()
         self.container = await asyncio.to_thread(docker_client().containers.get, self.name)
 
-    @property
-    def session(self) -> ToolSession:
-        assert self._session is not None, "sandbox not started"
-        return self._session
-
     # -- exec -------------------------------------------------------------------------------
     async def exec(self, command: list[str] | str, stdin: str | bytes | None = None,
                    timeout: float | None = None) -> ExecResult:
@@ -144,12 +139,9 @@ class DockerSandbox:
                         cap: int) -> tuple[ExecResult, bytes]:
         if self._closed:
             raise RuntimeError("sandbox is closed")
-        remaining = self.deadline - time.time()
-        t = min(timeout if timeout is not None else remaining, remaining)
+        t, argv, data = exec_plan(self.deadline, command, stdin, timeout)
         if t <= 0:
-            return ExecResult(timed_out=True, stderr="sandbox deadline passed"), b""
-        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
-        data = stdin.encode() if isinstance(stdin, str) else stdin
+            return deadline_passed(), b""
         return await asyncio.to_thread(self._exec_blocking, argv, data, t, cap)
 
     def _exec_blocking(self, argv: list[str], stdin: bytes | None, t: float, cap: int) -> tuple[ExecResult, bytes]:
@@ -220,7 +212,7 @@ class DockerSandbox:
         result, out = await self._exec_raw(
             ["/bin/sh", "-c", f'r=$(readlink -f "$1") && case "$r" in {WORKSPACE}|{WORKSPACE}/*) cat "$r";; '
                               f'*) echo "outside the workspace" >&2; exit 3;; esac', "sh", p],
-            None, 60, int(self.spec.options.get("file_bytes", 64 * 1024 * 1024)))
+            None, 60, file_bytes(self.spec))
         if result.exit_code == 3:
             raise PermissionError(f"path {path!r} escapes the workspace")
         if result.exit_code != 0:
@@ -239,16 +231,7 @@ class DockerSandbox:
         if result.exit_code != 0:
             raise OSError(f"write {path} failed: {result.stderr.strip()}")
 
-    # -- state and lifecycle ----------------------------------------------------------------
-    async def snapshot(self) -> dict[str, Any]:
-        return await self.session.snapshot()
-
-    async def restore(self, state: dict[str, Any]) -> str:
-        return await self.session.restore(state)
-
-    async def reset(self, seed: int) -> str:
-        return await self.session._admin("_toolzoo_reset", {"seed": seed})
-
+    # -- lifecycle (state calls: ServerState) ----------------------------------------------
     def alive(self) -> bool:
         try:
             self.container.reload()
@@ -281,10 +264,4 @@ async def create_docker(spec: SandboxSpec) -> DockerSandbox:
     image = spec.image or DEFAULT_IMAGE
     if spec.options.get("ensure_image", True):
         await asyncio.to_thread(ensure_image, image)
-    sb = DockerSandbox(spec, uuid.uuid4().hex[:12], image)
-    try:
-        await sb._start()
-    except BaseException:
-        await sb.close()
-        raise
-    return sb
+    return await started(DockerSandbox(spec, uuid.uuid4().hex[:12], image))

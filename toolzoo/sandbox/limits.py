@@ -23,11 +23,16 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from toolzoo.sandbox.base import ExecResult, SandboxLimits
+from toolzoo.sandbox.base import ExecResult, SandboxLimits, SandboxSpec
 
 WORKSPACE = "/workspace"
 FILE_BYTES_DEFAULT = 64 * 1024 * 1024  # RLIMIT_FSIZE when options carry no file_bytes
 UID_BASE, UID_SPAN = 200_000, 1_000_000  # per-sandbox host uids (root driver only)
+
+
+def file_bytes(spec: SandboxSpec) -> int:
+    """The largest file a sandbox may hold: its RLIMIT_FSIZE, and the cap on a whole-file read."""
+    return int(spec.options.get("file_bytes", FILE_BYTES_DEFAULT))
 
 
 def bwrap_path() -> str | None:

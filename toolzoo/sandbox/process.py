@@ -11,7 +11,6 @@ Without bubblewrap the tier runs only when ``spec.allow_unisolated`` is set, and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import sys
@@ -19,12 +18,11 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 from toolzoo.sandbox import limits as L
-from toolzoo.sandbox.base import ExecResult, SandboxSpec, deadline_for
+from toolzoo.sandbox.base import ExecResult, SandboxSpec, ServerState, deadline_for, deadline_passed, exec_plan, started
 from toolzoo.sandbox.reaper import RegistryEntry, process_start_time, record, unrecord
-from toolzoo.tools.session import MCPSession, ToolSession, stdio_params
+from toolzoo.tools.session import MCPSession, stdio_params
 
 
 class IsolationUnavailable(RuntimeError):
@@ -44,7 +42,7 @@ def _domain_arg(spec: SandboxSpec) -> tuple[str, list[str]]:
     return spec.domain, []
 
 
-class ProcessSandbox:
+class ProcessSandbox(ServerState):
     def __init__(self, spec: SandboxSpec, sandbox_id: str, workspace: str, uid: int | None, isolation: str,
                  extra_ro: list[str]):
         self.spec = spec
@@ -66,15 +64,12 @@ class ProcessSandbox:
     def isolated(self) -> bool:
         return self.isolation.startswith("bubblewrap")
 
-    def _file_bytes(self) -> int:
-        return int(self.spec.options.get("file_bytes", L.FILE_BYTES_DEFAULT))
-
     def _prefix(self, *, ttl_s: float | None, cpu_seconds: float | None) -> list[str]:
         if self.isolated:
             return L.bwrap_prefix(self.workspace, self.spec.limits, uid=self.uid, extra_ro=self._extra_ro,
-                                  file_bytes=self._file_bytes(), cpu_seconds=cpu_seconds, ttl_s=ttl_s)
+                                  file_bytes=L.file_bytes(self.spec), cpu_seconds=cpu_seconds, ttl_s=ttl_s)
         # Unisolated (allowed by config): limits and time to live still apply.
-        pre = L.prlimit_args(self.spec.limits, file_bytes=self._file_bytes(), cpu_seconds=cpu_seconds)
+        pre = L.prlimit_args(self.spec.limits, file_bytes=L.file_bytes(self.spec), cpu_seconds=cpu_seconds)
         if ttl_s is not None:
             pre += ["timeout", "-s", "KILL", str(max(1, int(ttl_s + 0.999)))]
         return pre
@@ -109,11 +104,6 @@ class ProcessSandbox:
         record(self._entry)
 
     # -- the contract -----------------------------------------------------------------------
-    @property
-    def session(self) -> ToolSession:
-        assert self._session is not None, "sandbox not started"
-        return self._session
-
     async def exec(self, command: list[str] | str, stdin: str | bytes | None = None,
                    timeout: float | None = None) -> ExecResult:
         result, _ = await self._exec_raw(command, stdin, timeout)
@@ -123,14 +113,11 @@ class ProcessSandbox:
                         timeout: float | None) -> tuple[ExecResult, bytes]:
         self._check_open()
         self.tainted = True
-        remaining = self.deadline - time.time()
-        t = min(timeout if timeout is not None else remaining, remaining)
+        t, argv, data = exec_plan(self.deadline, command, stdin, timeout)
         if t <= 0:
-            return ExecResult(exit_code=None, timed_out=True, stderr="sandbox deadline passed"), b""
-        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+            return deadline_passed(), b""
         # CPU seconds cap the command too (a busy loop dies by SIGXCPU even before the timeout).
         full = self._prefix(ttl_s=None, cpu_seconds=t * self.spec.limits.cpu + 1) + argv
-        data = stdin.encode() if isinstance(stdin, str) else stdin
         env = None if self.isolated else os.environ | self._marker_env() | L.unisolated_env()
         return await L.run_capped(full, stdin=data, timeout=t, output_bytes=self.spec.limits.output_bytes,
                                   env=env, cwd=None if self.isolated else self.workspace)
@@ -144,7 +131,7 @@ class ProcessSandbox:
         self._check_open()
         self.tainted = True
         host = L.confine(self.workspace, path)
-        if len(data) > self._file_bytes():
+        if len(data) > L.file_bytes(self.spec):
             raise OSError(f"file of {len(data)} bytes exceeds the sandbox's file size limit")
 
         def write() -> None:
@@ -157,16 +144,6 @@ class ProcessSandbox:
                 os.chown(host, self.uid, self.uid)
 
         await asyncio.to_thread(write)
-
-    async def snapshot(self) -> dict[str, Any]:
-        return await self.session.snapshot()
-
-    async def restore(self, state: dict[str, Any]) -> str:
-        return await self.session.restore(state)
-
-    async def reset(self, seed: int) -> str:
-        """Reseed the server's state (pools reuse sandboxes this way)."""
-        return await self.session._admin("_toolzoo_reset", {"seed": seed})
 
     def alive(self) -> bool:
         return self.pid is not None and L.proc_info(self.pid) is not None and L.proc_info(self.pid)["state"] != "Z"
@@ -216,10 +193,4 @@ async def create_process(spec: SandboxSpec) -> ProcessSandbox:
     if uid is not None:
         os.chown(workspace, uid, uid)
     _, extra_ro = _domain_arg(spec)
-    sb = ProcessSandbox(spec, sandbox_id, workspace, uid, isolation, extra_ro)
-    try:
-        await sb._start()
-    except BaseException:
-        await sb.close()
-        raise
-    return sb
+    return await started(ProcessSandbox(spec, sandbox_id, workspace, uid, isolation, extra_ro))

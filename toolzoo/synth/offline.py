@@ -171,22 +171,20 @@ class _Builder:
         amt_add, amt_rm = self.rng.randint(1, 9), self.rng.randint(1, 9)
         amount = {"type": "integer", "minimum": 1}
         add, rm = f"add_{it}_{c}", f"remove_{it}_{c}"  # noun-specific: names stay unique across the zoo
-        self.tool(add, f"Increase the {c} of one {it} by an amount; the total may not exceed {cmax}.",
-                  {aid: {"type": "string"}, "amount": amount}, [aid, "amount"],
-                  [self._exists(A, aid, it),
-                   {"require": f"state.{A}[args.{aid}].{c} + int(args.amount) <= {cmax}",
-                    "error": f"{it} {{args.{aid}}} would exceed {cmax} {c}"},
-                   {"set": {"collection": A, "key": f"args.{aid}", "field": c,
-                            "value": f"state.{A}[args.{aid}].{c} + int(args.amount)"}},
-                   {"return": f"{{'{aid}': args.{aid}, '{c}': state.{A}[args.{aid}].{c}}}"}])
-        self.tool(rm, f"Take {c} away from a {it}; refused when it holds fewer than asked.",
-                  {aid: {"type": "string"}, "amount": amount}, [aid, "amount"],
-                  [self._exists(A, aid, it),
-                   {"require": f"state.{A}[args.{aid}].{c} >= int(args.amount)",
-                    "error": f"{it} {{args.{aid}}} has only {{state.{A}[args.{aid}].{c}}} {c}"},
-                   {"set": {"collection": A, "key": f"args.{aid}", "field": c,
-                            "value": f"state.{A}[args.{aid}].{c} - int(args.amount)"}},
-                   {"return": f"{{'{aid}': args.{aid}, '{c}': state.{A}[args.{aid}].{c}}}"}])
+        count = f"state.{A}[args.{aid}].{c}"
+
+        def change(name: str, description: str, require: str, error: str, op: str) -> None:
+            """A tool that moves the counter by ``op`` args.amount once ``require`` holds."""
+            self.tool(name, description, {aid: {"type": "string"}, "amount": amount}, [aid, "amount"],
+                      [self._exists(A, aid, it), {"require": require, "error": error},
+                       {"set": {"collection": A, "key": f"args.{aid}", "field": c,
+                                "value": f"{count} {op} int(args.amount)"}},
+                       {"return": f"{{'{aid}': args.{aid}, '{c}': {count}}}"}])
+
+        change(add, f"Increase the {c} of one {it} by an amount; the total may not exceed {cmax}.",
+               f"{count} + int(args.amount) <= {cmax}", f"{it} {{args.{aid}}} would exceed {cmax} {c}", "+")
+        change(rm, f"Take {c} away from a {it}; refused when it holds fewer than asked.",
+               f"{count} >= int(args.amount)", f"{it} {{args.{aid}}} has only {{{count}}} {c}", "-")
         room = f"pick(state.{A}.filter(k, state.{A}[k].{c} + {amt_add} <= {cmax}))"
         self.goal(f"add_{c}", {"a": room}, f"Add {amt_add} {c} to {it} {{a}}.",
                   [(add, {aid: "a", "amount": amt_add})])

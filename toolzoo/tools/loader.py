@@ -11,7 +11,7 @@ import importlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import jsonschema
 
@@ -23,6 +23,7 @@ from toolzoo.tools.state import seed_state
 _ARGS_REF = re.compile(r"\bargs\.([A-Za-z_][A-Za-z0-9_]*)")
 _STATE_REF = re.compile(r"\bstate\.([A-Za-z_][A-Za-z0-9_]*)")
 _SCHEMA_VALIDATOR = jsonschema.Draft202012Validator
+T = TypeVar("T")
 
 
 @dataclass
@@ -142,20 +143,21 @@ def _check_state(spec: DomainSpec, problems: Problems) -> dict[str, Any]:
     return validators
 
 
-def _cel(problems: Problems, path: tuple, source: Any) -> Expr | None:
+def _compiled(problems: Problems, path: tuple, source: Any, compile: Callable[[Any], T], what: str) -> T | None:
+    """``compile(source)``, or None with the error recorded, so loading goes on to report every problem."""
     try:
-        return compile_expr(source)
+        return compile(source)
     except CelError as exc:
-        problems.add(path, f"CEL does not compile: {exc}")
+        problems.add(path, f"{what} does not compile: {exc}")
         return None
+
+
+def _cel(problems: Problems, path: tuple, source: Any) -> Expr | None:
+    return _compiled(problems, path, source, compile_expr, "CEL")
 
 
 def _template(problems: Problems, path: tuple, source: Any) -> Template | None:
-    try:
-        return compile_template(source)
-    except CelError as exc:
-        problems.add(path, f"template does not compile: {exc}")
-        return None
+    return _compiled(problems, path, source, compile_template, "template")
 
 
 def _check_refs(spec: DomainSpec, problems: Problems, path: tuple, expr: Expr | None, params: set[str] | None) -> None:
