@@ -1,6 +1,5 @@
 """The baseline: the official MCP SDK serving a trivial Python tool (as in shared/baselines)."""
 
-import sys
 
 from mcp.server.mcpserver import MCPServer
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -133,7 +132,7 @@ async def main() -> None:
     print(f"  ratios: cold/baseline {cold_p['p50_ms'] / raw_p['p50_ms']:.2f}x   "
           f"warm p50 {warm_p['p50_ms']:.2f} ms (goal <= 5 ms: {'met' if warm_p['p50_ms'] <= 5 else 'MISSED'})")
     if not args.skip_docker:
-        from toolzoo.sandbox.docker import DEFAULT_IMAGE, docker_available, ensure_image
+        from toolzoo.sandbox.docker import docker_available, ensure_image
 
         ok, why = docker_available()
         if ok:

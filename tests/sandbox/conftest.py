@@ -68,8 +68,25 @@ def make_spec(backend: str, run_id: str, **limits) -> SandboxSpec:
                        episode_id=f"ep-{uuid.uuid4().hex[:6]}", limits=SandboxLimits(**lim))
 
 
-def run(coro):
-    return asyncio.run(coro)
+RUN_TIMEOUT_S = 150.0
+
+
+def run(coro, timeout: float = RUN_TIMEOUT_S):
+    """Run a test's coroutine with a bound of its own. A stalled sandbox test must fail here:
+    pytest-timeout's alarm lands inside whichever asyncio task is running (which swallows it)
+    and ``asyncio.run`` would then wait for every executor thread at shutdown. This loop is
+    closed without waiting on threads, so a stuck docker API call cannot hold the suite."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+    finally:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=10))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()  # shuts the default executor down with wait=False
 
 
 def leftover_processes(marker: str) -> list[int]:

@@ -5,7 +5,6 @@ import sys
 from datetime import datetime
 
 import pytest
-import yaml
 
 from toolzoo.sandbox.base import SandboxSpec, SandboxUnsupported
 from toolzoo.sandbox.source import create_source, plan_command

@@ -163,6 +163,8 @@ def test_opsd_trains_end_to_end(opsd_runs):
         assert final.config.hidden_size == E2E_TINY["hidden_size"]
         assert any(not torch.equal(a, b) for a, b in zip(warm.parameters(), final.parameters()))
         assert 0.0 <= summary["eval"]["success"] <= 1.0
+        # distillation runs also evaluate the teacher view (PI in context) on the same tasks
+        assert summary["eval"]["teacher"]["by_length"]["1"]["n"] == summary["eval"]["by_length"]["1"]["n"] == 2
     self_rows, frozen_rows = opsd_runs["self_privileged"][2], opsd_runs["frozen_initial"][2]
     # same seed, same warm-up: at the first OPSD step the frozen copy (taken after the warm-up)
     # *is* the current model, so both teachers give the same numbers...

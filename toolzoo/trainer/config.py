@@ -94,6 +94,8 @@ class EvalConfig(_Strict):
     tasks_per_length: int = Field(20, ge=1)
     seed: int = Field(1_000_000, description="task seeds of the held-out evaluation tasks start here")
     at_start: bool = False
+    teacher: bool | None = Field(None, description="also evaluate with the PI in context (the teacher view, "
+                                                   "distill.privileged); default: on for pi_distill and opsd")
 
     @field_validator("lengths")
     @classmethod

@@ -32,7 +32,7 @@ from toolzoo.envs.episode import Limits
 from toolzoo.trainer.checkpoint import (
     latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state,
 )
-from toolzoo.trainer.config import TrainConfig, load_train_config
+from toolzoo.trainer.config import TrainConfig
 from toolzoo.trainer.data import tokenize_conversation
 from toolzoo.trainer.episodes import Tasks, domain_tools, run_many
 from toolzoo.trainer.evaluate import eval_tasks, evaluate
@@ -207,22 +207,34 @@ def pi_distill_phase(ctx: Context) -> Phase:
     agent = _rollout_agent(ctx)
 
     def step(opt) -> dict[str, Any]:
-        t0 = time.perf_counter()
-        trajs = _distill_rollouts(ctx, agent, privileged=True)
-        t_roll = time.perf_counter() - t0
-        groups, dropped, _ = _two_views(ctx, trajs)
-        rollouts = [DistillRollout(teacher_ids=tv.input_ids, teacher_mask=tv.assistant_mask, student_ids=sv.input_ids,
-                                   student_mask=sv.assistant_mask, reward=float(t.outcome.reward),
-                                   success=bool(t.outcome.success))
-                    for views in groups for tv, sv, t in views]
-        if not rollouts:
-            return {"loss": 0.0, "skipped": True, "groups_dropped": dropped, "rollout_s": t_roll}
-        stats = pi_distill_step(ctx.model, opt, rollouts, pcfg, pad_id=ctx.pad_id)
-        if ctx.backend is not None:
-            ctx.backend.sync_weights(ctx.model)
-        return {**stats.model_dump(), "groups_dropped": dropped, "rollout_s": round(t_roll, 3)}
+        def rollout(tv, sv, t) -> DistillRollout:
+            return DistillRollout(teacher_ids=tv.input_ids, teacher_mask=tv.assistant_mask, student_ids=sv.input_ids,
+                                  student_mask=sv.assistant_mask, reward=float(t.outcome.reward),
+                                  success=bool(t.outcome.success))
+
+        row, _ = _distill_update(ctx, agent, True, rollout,
+                                 lambda rs: pi_distill_step(ctx.model, opt, rs, pcfg, pad_id=ctx.pad_id))
+        return row
 
     return Phase("pi_distill", cfg.steps, cfg.learning_rate, 0, False, step)
+
+
+def _distill_update(ctx: Context, agent, privileged: bool, rollout, update) -> tuple[dict[str, Any], list]:
+    """One π-Distill/OPSD step: roll out (the teacher view when ``privileged``), build each kept
+    episode's two views into a rollout with ``rollout(teacher_view, student_view, traj)``, and
+    ``update`` on them. Returns the metrics row and the kept groups."""
+    t0 = time.perf_counter()
+    trajs = _distill_rollouts(ctx, agent, privileged=privileged)
+    t_roll = time.perf_counter() - t0
+    groups, dropped, _ = _two_views(ctx, trajs)
+    rollouts = [rollout(tv, sv, t) for views in groups for tv, sv, t in views]
+    if not rollouts:
+        return {"loss": 0.0, "skipped": True, "groups_dropped": dropped, "rollout_s": t_roll}, groups
+    stats = update(rollouts)
+    if ctx.backend is not None:
+        ctx.backend.sync_weights(ctx.model)
+    return {**stats.model_dump(), "groups_dropped": dropped, "rollout_s": round(t_roll, 3),
+            "sequences": len(rollouts)}, groups
 
 
 def opsd_phase(ctx: Context) -> Phase:
@@ -243,22 +255,19 @@ def opsd_phase(ctx: Context) -> Phase:
             for p in frozen[0].parameters():
                 p.requires_grad_(False)
         teacher = frozen[0] if frozen else None
-        t0 = time.perf_counter()
-        trajs = _distill_rollouts(ctx, agent, privileged=False)
-        t_roll = time.perf_counter() - t0
-        groups, dropped, _ = _two_views(ctx, trajs)
-        rollouts = [OPSDRollout(student_ids=sv.input_ids, student_mask=sv.assistant_mask, teacher_ids=tv.input_ids,
-                                teacher_mask=tv.assistant_mask, reward=float(t.outcome.reward),
-                                success=bool(t.outcome.success))
-                    for views in groups for tv, sv, t in views]
-        if not rollouts:
-            return {"loss": 0.0, "skipped": True, "groups_dropped": dropped, "rollout_s": t_roll}
-        stats = opsd_step(ctx.model, opt, rollouts, ocfg, pad_id=ctx.pad_id, teacher_model=teacher)
-        if ctx.backend is not None:
-            ctx.backend.sync_weights(ctx.model)
+
+        def rollout(tv, sv, t) -> OPSDRollout:
+            return OPSDRollout(student_ids=sv.input_ids, student_mask=sv.assistant_mask, teacher_ids=tv.input_ids,
+                               teacher_mask=tv.assistant_mask, reward=float(t.outcome.reward),
+                               success=bool(t.outcome.success))
+
+        row, groups = _distill_update(
+            ctx, agent, False, rollout,
+            lambda rs: opsd_step(ctx.model, opt, rs, ocfg, pad_id=ctx.pad_id, teacher_model=teacher))
         turns = [sum(m.role == "assistant" for m in t.messages) for views in groups for _, _, t in views]
-        return {**stats.model_dump(), "groups_dropped": dropped, "rollout_s": round(t_roll, 3),
-                "sequences": len(rollouts), "assistant_turns": sum(turns) / len(turns)}
+        if turns:
+            row["assistant_turns"] = sum(turns) / len(turns)
+        return row
 
     return Phase("opsd", cfg.steps, cfg.learning_rate, 0, False, step)
 
@@ -501,13 +510,18 @@ def _save(ctx: Context, path: Path, phase: str, step: int, opt, sched) -> None:
 
 
 def evaluate_policy(ctx: Context, save_to: Path | None = None) -> dict[str, Any]:
-    """Greedy evaluation of ``ctx.model`` on the held-out tasks (success by length, half-life)."""
+    """Greedy evaluation of ``ctx.model`` on the held-out tasks (success by length, half-life);
+    under ``teacher`` the same with the PI in context."""
     cfg = ctx.config
     tasks = eval_tasks(ctx.tasks, cfg.domains, cfg.eval.lengths, cfg.eval.tasks_per_length, cfg.eval.seed)
     agent = HFAgent(model=ctx.model, tokenizer=ctx.tokenizer, greedy=True, max_new_tokens=cfg.rollout.max_new_tokens)
     t0 = time.perf_counter()
     res = evaluate(agent, tasks, user_mode=cfg.user_mode, limits=ctx.limits, save_to=save_to,
                    sources=ctx.tasks.sources)
+    teacher = cfg.eval.teacher if cfg.eval.teacher is not None else cfg.algorithm in ("pi_distill", "opsd")
+    if teacher:  # the same tasks with the PI in context: what the student is distilled towards
+        res["teacher"] = evaluate(agent, tasks, user_mode=cfg.user_mode, limits=ctx.limits,
+                                  sources=ctx.tasks.sources, privileged=cfg.distill.privileged)
     res["seconds"] = round(time.perf_counter() - t0, 3)
     return res
 
@@ -520,6 +534,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     ev = summary.get("eval") or {}
     for length, row in (ev.get("by_length") or {}).items():
         console.print(f"length {length}: success {row['rate']:.3f} ({row['successes']}/{row['n']})")
+    for length, row in ((ev.get("teacher") or {}).get("by_length") or {}).items():
+        console.print(f"length {length}: with PI (teacher view) {row['rate']:.3f} ({row['successes']}/{row['n']})")
     if ev.get("t50") is not None:
         console.print(f"half-life T50 = {ev['t50']:.2f} subtasks")
     console.print(f"steps {summary['steps']} in {summary['seconds']:.1f}s; final checkpoint: {summary['final']}")

@@ -33,7 +33,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from toolzoo.trainer.batching import pad_right, token_logprobs
-from toolzoo.trainer.losses import LossType, aggregate, group_advantages, k3_kl, policy_loss
+from toolzoo.trainer.losses import LossType, aggregate, group_advantages, policy_loss
 
 
 class DistillRollout(BaseModel):
