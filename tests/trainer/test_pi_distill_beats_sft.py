@@ -1,0 +1,145 @@
+"""π-Distill's must-show: on a tiny model trained from scratch on CPU, the student (no PI)
+after π-Distill beats an SFT-only baseline at equal steps, beyond noise.
+
+The domain, ``data/sealed_boxes.yaml``, has an *imitation gap*, the situation the paper is
+about ("successful behaviour is observable but the reasoning process is not"): the reference
+trace is the expert's action-only trace -- ``open {"code": 472}`` -- written by a generator that
+knows the state. The code is random, so a student imitating that trace can only guess; a policy
+that first calls ``inspect`` (which the trace never shows) always succeeds.
+
+Protocol, all arms from one shared SFT checkpoint (the "base model"):
+
+- base model (``WARMUP`` SFT steps from scratch) on three kinds of conversation:
+  the expert's traces without PI (standard SFT on reference traces -- so the student opens
+  with a guessed code), the same tasks with the PI in the system prompt played by an agent that
+  checks before it acts (inspect, then open with the code it read: the base model's own habit
+  when it has the PI), asks that state the code ("Open the box. The code is 472.", from which a
+  tiny model learns to copy a number at all) and asks that say to check first ("Inspect the
+  box, then open it.", without PI: using what a tool returned -- but never checking unasked);
+- SFT-only baseline: ``STEPS`` more SFT steps on the expert's traces without PI (16
+  conversations a step, the same learning rate);
+- π-Distill: ``STEPS`` steps of the joint objective (4 tasks x 4 teacher rollouts = 16 sequences
+  a step; α 0.5, β 0.05, PI = the full reference trace).
+
+Asserted: after the base model the teacher with PI succeeds and the student alone does not
+(Fisher p < 0.05); after equal steps the π-Distill student beats the SFT student (Fisher p < 0.05
+on 60 held-out tasks, greedy). SFT on the reference trace cannot teach the inspect step it does
+not contain; π-Distill trains the student on the PI-conditioned model's own trajectories, which
+do. Where the reference trace is complete, SFT on it is as good or better (bench/pi_distill_vs_sft.py
+measures that contrast); see docs/training.md for the numbers of both.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from scipy.stats import fisher_exact
+
+from toolzoo.core import Step, Task
+from toolzoo.rubrics.export import sft_messages
+from toolzoo.trainer.episodes import Tasks, domain_tools, oracle_episodes
+from toolzoo.trainer.privileged import render_privileged, with_privileged
+
+DOMAIN = str(Path(__file__).parent / "data" / "sealed_boxes.yaml")
+N_EVAL, STEPS, WARMUP, EVAL_SEED = 60, 40, 1000, 900_000
+TINY = {"hidden_size": 128, "num_layers": 4, "intermediate_size": 512, "num_heads": 4, "num_kv_heads": 2}
+BASE = dict(domains=[DOMAIN], lengths=[1], max_turns=3, seed=0, threads=2, rollout={"max_new_tokens": 24},
+            eval={"lengths": [1], "tasks_per_length": N_EVAL, "seed": EVAL_SEED, "teacher": True})
+
+
+def _with_solution(task: Task, steps) -> Task:
+    return task.model_copy(update={"subtasks": [s.model_copy(update={"solution": steps(s)}) for s in task.subtasks]})
+
+
+def _with_ask(task: Task, ask) -> Task:
+    return task.model_copy(update={"subtasks": [s.model_copy(update={"ask": ask(s)}) for s in task.subtasks]})
+
+
+def base_model_conversations(path: Path, n: int = 300) -> int:
+    """The base model's SFT data (see the module docstring) as an SFT JSONL; returns its rows."""
+    sources = {"sealed_boxes": DOMAIN}
+    tools = [t.to_openai() for t in domain_tools(DOMAIN)]
+    rows: list[list] = []
+    # 1. the expert's reference traces, no PI
+    rows += [t.messages for t in oracle_episodes(Tasks().draw([DOMAIN], [1], n, 7_000), sources=sources)]
+    # 2. PI in the system prompt, played by an agent that inspects before it opens
+    tasks = Tasks().draw([DOMAIN], [1], n, 5_000)
+    checking = [_with_solution(t, lambda s: [Step(tool="inspect"), *s.solution]) for t in tasks]
+    for task, traj in zip(tasks, oracle_episodes(checking, sources=sources)):
+        rows.append(with_privileged(traj.messages, render_privileged(task, "full_trace")))
+    # 3. asks that state the code: copying a number at all
+    told = [_with_ask(t, lambda s: f"Open the box. The code is {s.solution[0].args['code']}.")
+            for t in Tasks().draw([DOMAIN], [1], n, 9_000)]
+    rows += [t.messages for t in oracle_episodes(told, sources=sources)]
+    # 4. asks that say to inspect first, no PI: using what a tool returned
+    told = [_with_ask(_with_solution(t, lambda s: [Step(tool="inspect"), *s.solution]),
+                      lambda s: "Inspect the box, then open it.") for t in Tasks().draw([DOMAIN], [1], n, 11_000)]
+    rows += [t.messages for t in oracle_episodes(told, sources=sources)]
+    path.write_text("".join(json.dumps({"messages": sft_messages(m), "tools": tools}) + "\n" for m in rows))
+    return len(rows)
+
+
+def _train(out: Path, name: str, **kw) -> dict:
+    from toolzoo.trainer.config import TrainConfig
+    from toolzoo.trainer.loop import train
+
+    cfg = TrainConfig.model_validate({**BASE, "train": name, "output": str(out / name), **kw})
+    return train(cfg, progress=False)
+
+
+def _successes(summary: dict, view: str = "student") -> int:
+    """Greedy successes on the held-out tasks: without PI, or (``teacher``) with it in context."""
+    ev = summary["eval"] if view == "student" else summary["eval"]["teacher"]
+    return ev["by_length"]["1"]["successes"]
+
+
+def _p_greater(a: int, b: int) -> float:
+    return fisher_exact([[a, N_EVAL - a], [b, N_EVAL - b]], alternative="greater")[1]
+
+
+def test_base_model_data_has_the_imitation_gap(tmp_path):
+    """The three kinds of base-model conversation are what the protocol says they are."""
+    path = tmp_path / "base.jsonl"
+    assert base_model_conversations(path, n=4) == 16
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    first_calls = [[c["function"]["name"] for m in r["messages"] if m["role"] == "assistant"
+                    for c in m.get("tool_calls") or []] for r in rows]
+    with_pi = ["Privileged reference" in r["messages"][0]["content"] for r in rows]
+    assert first_calls[:4] == [["open"]] * 4 and not any(with_pi[:4])  # expert: no inspect, no PI
+    assert first_calls[4:8] == [["inspect", "open"]] * 4 and all(with_pi[4:8])  # checks first, with PI
+    for r in rows[4:8]:
+        read = json.loads(next(m["content"] for m in r["messages"] if m["role"] == "tool"))["code"]
+        opened = json.loads(r["messages"][-3]["tool_calls"][0]["function"]["arguments"])["code"]
+        assert read == opened and f'"code": {read}' in r["messages"][0]["content"]
+    assert all("The code is" in r["messages"][1]["content"] for r in rows[8:12]) and not any(with_pi[8:])
+    assert first_calls[12:] == [["inspect", "open"]] * 4  # told to check, no PI
+    assert all(r["messages"][1]["content"] == "Inspect the box, then open it." for r in rows[12:])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_pi_distill_student_beats_sft_only_at_equal_steps(tmp_path):
+    t0 = time.perf_counter()
+    data = tmp_path / "base.jsonl"
+    base_model_conversations(data)
+    base = _train(tmp_path, "base", algorithm="sft", model={"tiny": TINY}, steps=WARMUP, learning_rate=3e-3,
+                  sft={"source": str(data), "batch_size": 32, "warmup_steps": 10})
+    ckpt = tmp_path / "base" / "final"
+    student0, teacher0 = _successes(base), _successes(base, "teacher")
+    t1 = time.perf_counter()
+    sft = _train(tmp_path, "sft", algorithm="sft", model={"path": str(ckpt)}, steps=STEPS, learning_rate=1e-4,
+                 sft={"source": "oracle", "episodes": 300, "batch_size": 16, "warmup_steps": 0})
+    t2 = time.perf_counter()
+    pid = _train(tmp_path, "pid", algorithm="pi_distill", model={"path": str(ckpt)}, steps=STEPS, learning_rate=1e-4,
+                 batch=4, group_size=4, distill={"alpha": 0.5, "beta": 0.05, "privileged": "full_trace"})
+    t3 = time.perf_counter()
+    s_sft, s_pid = _successes(sft), _successes(pid)
+    print(f"\nbase model ({WARMUP} SFT steps, {t1 - t0:.0f}s): teacher with PI {teacher0}/{N_EVAL}, "
+          f"student alone {student0}/{N_EVAL}\n"
+          f"after {STEPS} steps: SFT on the reference traces ({t2 - t1:.0f}s) {s_sft}/{N_EVAL}; "
+          f"π-Distill ({t3 - t2:.0f}s) {s_pid}/{N_EVAL} (teacher {_successes(pid, 'teacher')}/{N_EVAL}); π-Distill > SFT: p = {_p_greater(s_pid, s_sft):.2g}")
+    assert teacher0 > student0 and _p_greater(teacher0, student0) < 0.05, (teacher0, student0)
+    assert s_pid > s_sft and _p_greater(s_pid, s_sft) < 0.05, (s_pid, s_sft)
