@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
-from scipy.stats import fisher_exact
+from tests.trainer.arms import p_greater, successes, train_arm
 
 DOMAIN = str(Path(__file__).resolve().parents[1] / "tests" / "trainer" / "data" / "routed_requests.yaml")
 N_EVAL, STEPS, WARMUP = 60, 40, 200
@@ -35,43 +35,26 @@ BASE = dict(domains=[DOMAIN], lengths=[1], max_turns=3, seed=0, threads=2, rollo
             eval={"lengths": [1], "tasks_per_length": N_EVAL, "seed": 900_000, "teacher": True})
 
 
-def _train(out: Path, name: str, **kw) -> dict:
-    from toolzoo.trainer.config import TrainConfig
-    from toolzoo.trainer.loop import train
-
-    cfg = TrainConfig.model_validate({**BASE, "train": name, "output": str(out / name), **kw})
-    return train(cfg, progress=False)
-
-
-def _successes(summary: dict, view: str = "student") -> int:
-    ev = summary["eval"] if view == "student" else summary["eval"]["teacher"]
-    return ev["by_length"]["1"]["successes"]
-
-
-def _p_greater(a: int, b: int) -> float:
-    return fisher_exact([[a, N_EVAL - a], [b, N_EVAL - b]], alternative="greater")[1]
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_pi_distill_teaches_the_student_what_only_the_teacher_saw(tmp_path):
     t0 = time.perf_counter()
-    warm = _train(tmp_path, "warm", algorithm="pi_distill", model={"tiny": TINY}, steps=0,
+    warm = train_arm(BASE, tmp_path, "warm", algorithm="pi_distill", model={"tiny": TINY}, steps=0,
                   sft={"source": "oracle", "episodes": 300, "steps": WARMUP, "batch_size": 16, "learning_rate": 3e-3},
                   distill={"warmup_view": "privileged"})
     ckpt = str(tmp_path / "warm" / "final")
-    student0, teacher0 = _successes(warm), _successes(warm, "teacher")
+    student0, teacher0 = successes(warm), successes(warm, "teacher")
     t1 = time.perf_counter()
-    pid = _train(tmp_path, "pid", algorithm="pi_distill", model={"path": ckpt}, steps=STEPS, learning_rate=1e-4,
+    pid = train_arm(BASE, tmp_path, "pid", algorithm="pi_distill", model={"path": ckpt}, steps=STEPS, learning_rate=1e-4,
                  batch=4, group_size=4, distill={"alpha": 0.5, "beta": 0.05, "privileged": "full_trace"})
     t2 = time.perf_counter()
-    sft = _train(tmp_path, "sft", algorithm="sft", model={"path": ckpt}, steps=STEPS, learning_rate=1e-4,
+    sft = train_arm(BASE, tmp_path, "sft", algorithm="sft", model={"path": ckpt}, steps=STEPS, learning_rate=1e-4,
                  sft={"source": "oracle", "episodes": 300, "batch_size": 16, "warmup_steps": 0})
     t3 = time.perf_counter()
-    s_pid, s_sft = _successes(pid), _successes(sft)
+    s_pid, s_sft = successes(pid), successes(sft)
     print(f"\nwarm-up ({WARMUP} SFT steps, PI view, {t1 - t0:.0f}s): teacher with PI {teacher0}/{N_EVAL}, "
           f"student alone {student0}/{N_EVAL}\n"
           f"after {STEPS} steps -- pi_distill ({t2 - t1:.0f}s): student {s_pid}/{N_EVAL} "
-          f"(vs warm-up p = {_p_greater(s_pid, student0):.2g}); SFT on reference traces without PI "
-          f"({t3 - t2:.0f}s): {s_sft}/{N_EVAL}; pi_distill > SFT: p = {_p_greater(s_pid, s_sft):.2g}")
-    assert teacher0 > student0 and _p_greater(teacher0, student0) < 0.05
+          f"(vs warm-up p = {p_greater(s_pid, student0, N_EVAL):.2g}); SFT on reference traces without PI "
+          f"({t3 - t2:.0f}s): {s_sft}/{N_EVAL}; pi_distill > SFT: p = {p_greater(s_pid, s_sft, N_EVAL):.2g}")
+    assert teacher0 > student0 and p_greater(teacher0, student0, N_EVAL) < 0.05

@@ -36,12 +36,12 @@ import time
 from pathlib import Path
 
 import pytest
-from scipy.stats import fisher_exact
 
 from toolzoo.core import Step, Task
 from toolzoo.rubrics.export import sft_messages
 from toolzoo.trainer.episodes import Tasks, domain_tools, oracle_episodes
 from toolzoo.trainer.privileged import render_privileged, with_privileged
+from tests.trainer.arms import p_greater, successes, train_arm
 
 DOMAIN = str(Path(__file__).parent / "data" / "sealed_boxes.yaml")
 N_EVAL, STEPS, WARMUP, EVAL_SEED = 60, 40, 1000, 900_000
@@ -82,26 +82,8 @@ def base_model_conversations(path: Path, n: int = 300) -> int:
     return len(rows)
 
 
-def _train(out: Path, name: str, **kw) -> dict:
-    from toolzoo.trainer.config import TrainConfig
-    from toolzoo.trainer.loop import train
-
-    cfg = TrainConfig.model_validate({**BASE, "train": name, "output": str(out / name), **kw})
-    return train(cfg, progress=False)
-
-
-def _successes(summary: dict, view: str = "student") -> int:
-    """Greedy successes on the held-out tasks: without PI, or (``teacher``) with it in context."""
-    ev = summary["eval"] if view == "student" else summary["eval"]["teacher"]
-    return ev["by_length"]["1"]["successes"]
-
-
-def _p_greater(a: int, b: int) -> float:
-    return fisher_exact([[a, N_EVAL - a], [b, N_EVAL - b]], alternative="greater")[1]
-
-
 def test_base_model_data_has_the_imitation_gap(tmp_path):
-    """The three kinds of base-model conversation are what the protocol says they are."""
+    """The four kinds of base-model conversation are what the protocol says they are."""
     path = tmp_path / "base.jsonl"
     assert base_model_conversations(path, n=4) == 16
     rows = [json.loads(line) for line in path.read_text().splitlines()]
@@ -125,21 +107,22 @@ def test_pi_distill_student_beats_sft_only_at_equal_steps(tmp_path):
     t0 = time.perf_counter()
     data = tmp_path / "base.jsonl"
     base_model_conversations(data)
-    base = _train(tmp_path, "base", algorithm="sft", model={"tiny": TINY}, steps=WARMUP, learning_rate=3e-3,
-                  sft={"source": str(data), "batch_size": 32, "warmup_steps": 10})
+    base = train_arm(BASE, tmp_path, "base", algorithm="sft", model={"tiny": TINY}, steps=WARMUP, learning_rate=3e-3,
+                     sft={"source": str(data), "batch_size": 32, "warmup_steps": 10})
     ckpt = tmp_path / "base" / "final"
-    student0, teacher0 = _successes(base), _successes(base, "teacher")
+    student0, teacher0 = successes(base), successes(base, "teacher")
     t1 = time.perf_counter()
-    sft = _train(tmp_path, "sft", algorithm="sft", model={"path": str(ckpt)}, steps=STEPS, learning_rate=1e-4,
-                 sft={"source": "oracle", "episodes": 300, "batch_size": 16, "warmup_steps": 0})
+    sft = train_arm(BASE, tmp_path, "sft", algorithm="sft", model={"path": str(ckpt)}, steps=STEPS, learning_rate=1e-4,
+                    sft={"source": "oracle", "episodes": 300, "batch_size": 16, "warmup_steps": 0})
     t2 = time.perf_counter()
-    pid = _train(tmp_path, "pid", algorithm="pi_distill", model={"path": str(ckpt)}, steps=STEPS, learning_rate=1e-4,
-                 batch=4, group_size=4, distill={"alpha": 0.5, "beta": 0.05, "privileged": "full_trace"})
+    pid = train_arm(BASE, tmp_path, "pid", algorithm="pi_distill", model={"path": str(ckpt)}, steps=STEPS, learning_rate=1e-4,
+                    batch=4, group_size=4, distill={"alpha": 0.5, "beta": 0.05, "privileged": "full_trace"})
     t3 = time.perf_counter()
-    s_sft, s_pid = _successes(sft), _successes(pid)
+    s_sft, s_pid = successes(sft), successes(pid)
     print(f"\nbase model ({WARMUP} SFT steps, {t1 - t0:.0f}s): teacher with PI {teacher0}/{N_EVAL}, "
           f"student alone {student0}/{N_EVAL}\n"
           f"after {STEPS} steps: SFT on the reference traces ({t2 - t1:.0f}s) {s_sft}/{N_EVAL}; "
-          f"π-Distill ({t3 - t2:.0f}s) {s_pid}/{N_EVAL} (teacher {_successes(pid, 'teacher')}/{N_EVAL}); π-Distill > SFT: p = {_p_greater(s_pid, s_sft):.2g}")
-    assert teacher0 > student0 and _p_greater(teacher0, student0) < 0.05, (teacher0, student0)
-    assert s_pid > s_sft and _p_greater(s_pid, s_sft) < 0.05, (s_pid, s_sft)
+          f"π-Distill ({t3 - t2:.0f}s) {s_pid}/{N_EVAL} (teacher {successes(pid, 'teacher')}/{N_EVAL}); "
+          f"π-Distill > SFT: p = {p_greater(s_pid, s_sft, N_EVAL):.2g}")
+    assert teacher0 > student0 and p_greater(teacher0, student0, N_EVAL) < 0.05, (teacher0, student0)
+    assert s_pid > s_sft and p_greater(s_pid, s_sft, N_EVAL) < 0.05, (s_pid, s_sft)
