@@ -8,6 +8,7 @@ outside address: "no way out" is shown by interfaces and routes only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 
@@ -44,6 +45,9 @@ def sandbox_factory(request, run_id):
 
     yield make
     for sb in made:
+        # A test stopped by its time bound never reached its own close (idempotent otherwise).
+        with contextlib.suppress(Exception):
+            run(sb.close(), 60)
         assert leftovers(sb, run_id) == NOTHING, "a sandbox left something behind"
 
 
@@ -185,3 +189,24 @@ def test_harness_survives_concurrent_abuse(sandbox_factory):
     (yes, sleep, zero), ticks = run(go())
     assert yes.truncated and zero.truncated and sleep.timed_out
     assert ticks > 5
+
+
+def test_exec_after_truncated_output_is_prompt(sandbox_factory):
+    """Hanging up on a flood of output must free the sandbox: the next exec answers at once.
+    (docker: a truncated exec's connection left open but unread made dockerd block on it, and
+    every later exec in that container stalled.)"""
+
+    async def go():
+        sb = await sandbox_factory(output_bytes=10_000)
+        try:
+            flood = await asyncio.gather(sb.exec("yes", timeout=10), sb.exec("cat /dev/zero", timeout=10))
+            t0 = time.monotonic()
+            after = await asyncio.wait_for(sb.exec("echo ok", timeout=5), 30)
+            return flood, after, time.monotonic() - t0
+        finally:
+            await sb.close()
+
+    flood, after, dt = run(go())
+    assert all(r.truncated for r in flood), flood
+    assert after.stdout.strip() == "ok" and after.exit_code == 0, after
+    assert dt < 10, dt

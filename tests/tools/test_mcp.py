@@ -14,7 +14,7 @@ import pytest
 
 from toolzoo.tools.runtime import DomainRuntime
 from toolzoo.tools.server import DomainServer
-from toolzoo.tools.session import DirectSession, MCPSession, stdio_params
+from toolzoo.tools.session import DirectSession, MCPSession, SessionClosed, stdio_params
 from toolzoo.tools.state import seed_state
 from toolzoo.tools.zoo import get_domain
 
@@ -48,6 +48,24 @@ def test_stdio_transport():
         async with MCPSession(params) as session:
             await _exercise(session)
     asyncio.run(main())
+
+
+def test_stdio_server_stderr_is_kept_off_the_driver_and_quoted_when_it_dies(capfd):
+    """A stdio server's stderr goes to the session's own log, not the driver's stderr (a
+    server that outlives its driver must not hold the driver's pipe), and its last words
+    are quoted in the infra error when it dies."""
+    crash = "import sys; sys.stderr.write('stderr-marker-7 boot failed\\n'); sys.exit(3)"
+
+    async def main():
+        session = MCPSession(stdio_params([sys.executable, "-c", crash]))
+        with pytest.raises(SessionClosed) as err:
+            await session.open()
+        await session.close()
+        return str(err.value)
+
+    message = asyncio.run(main())
+    assert "stderr-marker-7 boot failed" in message
+    assert "stderr-marker-7" not in capfd.readouterr().err
 
 
 def _free_port() -> int:

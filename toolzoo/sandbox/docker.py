@@ -47,6 +47,34 @@ def docker_client() -> Any:
         return _client
 
 
+def read_frames(raw: socket.socket, deadline: float):
+    """Yield (stream, bytes) frames of a non-tty docker exec stream (8-byte headers: stream id,
+    3 zero bytes, big-endian length) until EOF, or (None, b"") once ``deadline`` passes.
+    docker-py's own reader polls without a timeout, so a stalled stream would hold it forever."""
+    pending = bytearray()
+    while True:
+        while len(pending) >= 8:
+            size = int.from_bytes(pending[4:8], "big")
+            if len(pending) < 8 + size:
+                break
+            stream, chunk = pending[0], bytes(pending[8:8 + size])
+            del pending[:8 + size]
+            yield stream, chunk
+        left = deadline - time.monotonic()
+        if left <= 0:
+            yield None, b""
+            return
+        raw.settimeout(left)
+        try:
+            data = raw.recv(65536)
+        except (socket.timeout, TimeoutError):
+            yield None, b""
+            return
+        if not data:
+            return
+        pending += data
+
+
 def docker_available() -> tuple[bool, str]:
     try:
         docker_client().ping()
@@ -145,8 +173,6 @@ class DockerSandbox(ServerState):
         return await asyncio.to_thread(self._exec_blocking, argv, data, t, cap)
 
     def _exec_blocking(self, argv: list[str], stdin: bytes | None, t: float, cap: int) -> tuple[ExecResult, bytes]:
-        from docker.utils.socket import frames_iter
-
         api = docker_client().api
         token = uuid.uuid4().hex[:10]
         # `timeout` (own process group) kills the command's whole group at t; the pid file lets
@@ -163,21 +189,27 @@ class DockerSandbox(ServerState):
         try:
             with contextlib.suppress(OSError):
                 if stdin:
+                    raw.settimeout(t)
                     raw.sendall(stdin)
                 raw.shutdown(socket.SHUT_WR)
-            raw.settimeout(t + 5)  # backstop: `timeout` inside normally ends it at t
-            try:
-                for stream, chunk in frames_iter(sock, tty=False):
-                    buf = bufs.get(stream, bufs[2])
-                    room = cap - len(buf)
-                    if len(chunk) > room:
-                        buf += chunk[:max(room, 0)]
-                        truncated = True
-                        break
-                    buf += chunk
-            except (socket.timeout, TimeoutError):
-                timed_out = True
+            # Backstop: `timeout` inside normally ends the stream at t.
+            for stream, chunk in read_frames(raw, start + t + 5):
+                if stream is None:
+                    timed_out = True
+                    break
+                buf = bufs.get(stream, bufs[2])
+                room = cap - len(buf)
+                if len(chunk) > room:
+                    buf += chunk[:max(room, 0)]
+                    truncated = True
+                    break
+                buf += chunk
         finally:
+            # Shut the socket down, not just close our handle: the HTTP response still holds
+            # it, and a connection left open but unread makes dockerd block writing the rest of
+            # the output -- which stalled every later exec in that container.
+            with contextlib.suppress(OSError):
+                raw.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(Exception):
                 sock.close()
             if truncated or timed_out:
@@ -192,6 +224,8 @@ class DockerSandbox(ServerState):
         elapsed = time.monotonic() - start
         if code in (124, 137) and elapsed >= t - 0.5 and not truncated:
             timed_out = True
+        if truncated and code == 126:
+            code = 137  # dockerd reports 126 when we hang up on the output; the command was killed
         out = bytes(bufs[1])
         return ExecResult(stdout=out.decode(errors="replace"), stderr=bytes(bufs[2]).decode(errors="replace"),
                           exit_code=code, timed_out=timed_out, truncated=truncated), out

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from typing import Any, Protocol, runtime_checkable
 
 from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 
 from toolzoo.core import ToolResult, ToolSpecView
 from toolzoo.tools.runtime import DomainRuntime
@@ -68,9 +70,31 @@ class MCPSession:
     ``Server`` (in-memory), ``StdioServerParameters`` (stdio) or an ``http(s)://`` URL."""
 
     def __init__(self, server: Any, *, mode: str = "auto"):
+        self._stderr: Any = None
+        if isinstance(server, StdioServerParameters):
+            # The server's stderr goes to a private file, not the driver's: a server process
+            # that outlives its driver must not hold the driver's terminal or CI's pipe, and
+            # its last words are worth quoting when it dies.
+            self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+            server = stdio_client(server, errlog=self._stderr)
         self._client = Client(server, mode=mode) if mode != "auto" else Client(server)
         self._stack = contextlib.AsyncExitStack()
         self._tools: list[ToolSpecView] | None = None
+
+    def server_stderr(self, limit: int = 2000) -> str:
+        """The last ``limit`` characters a stdio server wrote to stderr ("" for other transports)."""
+        if self._stderr is None or self._stderr.closed:
+            return ""
+        with contextlib.suppress(OSError, ValueError):
+            self._stderr.flush()
+            size = self._stderr.seek(0, 2)
+            self._stderr.seek(max(0, size - limit))
+            return self._stderr.read()[-limit:]
+        return ""
+
+    def _failure(self, what: str) -> SessionClosed:
+        tail = self.server_stderr().strip()
+        return SessionClosed(f"{what}\nserver stderr (tail):\n{tail}" if tail else what)
 
     async def __aenter__(self) -> MCPSession:
         await self.open()
@@ -83,7 +107,7 @@ class MCPSession:
         try:
             await self._stack.enter_async_context(self._client)
         except Exception as exc:
-            raise SessionClosed(f"cannot connect to tool server: {type(exc).__name__}: {exc}") from exc
+            raise self._failure(f"cannot connect to tool server: {type(exc).__name__}: {exc}") from exc
 
     async def list_tools(self) -> list[ToolSpecView]:
         if self._tools is None:
@@ -121,6 +145,8 @@ class MCPSession:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self._stack.aclose()
+        if self._stderr is not None:
+            self._stderr.close()
 
     async def _guard(self, awaitable: Any) -> Any:
         try:
@@ -133,10 +159,10 @@ class MCPSession:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise
-            raise SessionClosed(f"tool server connection lost: {exc or 'cancelled'}") from exc
+            raise self._failure(f"tool server connection lost: {exc or 'cancelled'}") from exc
         except Exception as exc:
             # Protocol-level failures (broken pipe, closed stream, HTTP errors) are infra failures.
-            raise SessionClosed(f"tool server failed: {type(exc).__name__}: {exc}") from exc
+            raise self._failure(f"tool server failed: {type(exc).__name__}: {exc}") from exc
 
 
 def stdio_params(command: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> StdioServerParameters:
