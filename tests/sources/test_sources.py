@@ -1,12 +1,17 @@
 """Third-party MCP servers (official reference servers from PyPI) as tool sources, and MCP import."""
 
+import os
+import shutil
 import subprocess
 import sys
+import uuid
 from datetime import datetime
 
 import pytest
 
 from toolzoo.sandbox.base import SandboxSpec, SandboxUnsupported
+from toolzoo.sandbox.limits import pids_where, proc_info
+from toolzoo.sandbox.reaper import entries
 from toolzoo.sandbox.source import create_source, plan_command
 from toolzoo.tools.loader import load_domain
 from toolzoo.tools.mcp_import import import_mcp, import_mcp_command
@@ -99,3 +104,75 @@ def test_import_command_errors(tmp_path, capsys):
     assert import_mcp_command(None, None, tmp_path / "x.yaml") == 2
     assert import_mcp_command([sys.executable, "-c", "raise SystemExit(3)"], None, tmp_path / "y.yaml") == 1
     assert not (tmp_path / "y.yaml").exists()
+
+
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+
+
+def _jailed_server(sb, needle: str) -> int:
+    """The third-party server's own process: a descendant of the sandbox's jail."""
+    found = [p for p in pids_where(lambda i: i["cmdline"].startswith(sys.executable) and needle in i["cmdline"])
+             if _descends_from(p, sb.pid)]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        info = proc_info(pid)
+        if info is None:
+            return False
+        pid = info["ppid"]
+    return False
+
+
+@needs_bwrap
+async def test_time_server_runs_inside_the_process_jail():
+    spec = SandboxSpec(domain="unused", backend="process", run_id=f"t-{uuid.uuid4().hex[:8]}")
+    sb = await create_source(spec, SourceSpec(command=TIME))
+    try:
+        assert sb.isolation.startswith("bubblewrap")
+        r = await sb.session.call_tool("get_current_time", {"timezone": "Asia/Tokyo"})
+        assert not r.is_error and "+09:00" in r.content
+        server = _jailed_server(sb, "mcp_server_time")
+        # No way out, shown by the server's own network namespace: loopback only, no route.
+        ifaces = [l.split(":")[0].strip() for l in open(f"/proc/{server}/net/dev").read().splitlines()[2:]]
+        assert ifaces == ["lo"]
+        assert open(f"/proc/{server}/net/route").read().splitlines()[1:] == []
+        if os.geteuid() == 0:  # a root driver drops the server to the sandbox's own uid
+            uid = next(l for l in open(f"/proc/{server}/status") if l.startswith("Uid:")).split()[1]
+            assert uid == str(sb.uid) and uid != "0"
+        with pytest.raises(SandboxUnsupported):
+            await sb.snapshot()  # a third-party server's state is its own
+        # The jail's workspace is shared with exec (set-up and checks run beside the server).
+        done = await sb.exec("echo hello > note.txt && cat note.txt", timeout=20)
+        assert done.stdout.strip() == "hello" and await sb.read_file("note.txt") == b"hello\n"
+    finally:
+        await sb.close()
+    assert pids_where(lambda i: sb.workspace in i["cmdline"]) == []
+    assert not os.path.exists(sb.workspace)
+    assert entries(spec.run_id) == []
+
+
+@needs_bwrap
+async def test_git_server_in_the_jail_reads_a_repository_bound_read_only(git_repo):
+    # The repository belongs to the driver's user; the jailed server runs as another uid.
+    env = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": "*"}
+    src = SourceSpec(command=[sys.executable, "-m", "mcp_server_git", "--repository", str(git_repo)], env=env)
+    sb = await create_source(SandboxSpec(domain="unused", backend="process", options={"ro_binds": [str(git_repo)]}),
+                             src)
+    try:
+        assert sb.isolation.startswith("bubblewrap")
+        status = await sb.session.call_tool("git_status", {"repo_path": str(git_repo)})
+        assert not status.is_error and "b.txt" in status.content, status.content
+        log = await sb.session.call_tool("git_log", {"repo_path": str(git_repo)})
+        assert not log.is_error and "first commit" in log.content
+        # Read-only: the agent's git server cannot change the host's repository.
+        add = await sb.session.call_tool("git_add", {"repo_path": str(git_repo), "files": ["b.txt"]})
+        assert add.is_error
+    finally:
+        await sb.close()
+    assert "b.txt" in subprocess.run(["git", "status", "--porcelain"], cwd=git_repo, capture_output=True,
+                                     text=True).stdout.replace("?? ", "")

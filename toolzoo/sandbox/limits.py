@@ -307,10 +307,10 @@ class OwnedSession:
     one task (a pool's refiller) and closed in another (whoever releases), so the session
     lives in its own task and ``close`` just signals it."""
 
-    def __init__(self, server) -> None:
+    def __init__(self, server, session_cls=None) -> None:
         from toolzoo.tools.session import MCPSession
 
-        self.session = MCPSession(server)
+        self.session = (session_cls or MCPSession)(server)
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
 

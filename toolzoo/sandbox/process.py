@@ -4,6 +4,12 @@
 
 ``exec`` runs each command in a fresh jail of the same kind sharing the workspace, so
 nothing an agent starts outlives its command (the jail's pid namespace dies with it).
+
+The same jail hosts third-party MCP servers (a domain's ``source.command``): the server is
+then theirs, not toolzoo's, so the session has no admin tools (no snapshot/restore), while
+the workspace, exec, limits, registry and reaper work as for toolzoo's own server.
+``options.ro_binds`` lists host paths to show read-only inside the jail at the same path
+(a repository for a git server, say).
 Without bubblewrap the tier runs only when ``spec.allow_unisolated`` is set, and
 ``isolation`` says so: it is never silently downgraded.
 """
@@ -22,7 +28,9 @@ from pathlib import Path
 from toolzoo.sandbox import limits as L
 from toolzoo.sandbox.base import ExecResult, SandboxSpec, ServerState, deadline_for, deadline_passed, exec_plan, started
 from toolzoo.sandbox.reaper import RegistryEntry, process_start_time, record, unrecord
+from toolzoo.sandbox.source import SourceSession
 from toolzoo.tools.session import MCPSession, stdio_params
+from toolzoo.tools.spec import SourceSpec
 
 
 class IsolationUnavailable(RuntimeError):
@@ -44,8 +52,9 @@ def _domain_arg(spec: SandboxSpec) -> tuple[str, list[str]]:
 
 class ProcessSandbox(ServerState):
     def __init__(self, spec: SandboxSpec, sandbox_id: str, workspace: str, uid: int | None, isolation: str,
-                 extra_ro: list[str]):
+                 extra_ro: list[str], source: SourceSpec | None = None):
         self.spec = spec
+        self.source = source
         self.sandbox_id = sandbox_id
         self.deadline = deadline_for(spec)
         self.workspace = workspace
@@ -77,12 +86,19 @@ class ProcessSandbox(ServerState):
     def _marker_env(self) -> dict[str, str]:
         return {"TOOLZOO_SANDBOX": self.sandbox_id}
 
-    async def _start(self) -> None:
+    def _server(self) -> tuple[list[str], dict[str, str]]:
+        """The tool server's command line and extra environment."""
+        if self.source is not None:
+            assert self.source.command is not None
+            return list(self.source.command), dict(self.source.env)
         domain, _ = _domain_arg(self.spec)
-        server = [sys.executable, "-X", f"toolzoo_sandbox={self.sandbox_id}", "-m", "toolzoo.cli", "serve-mcp",
-                  domain, "--transport", "stdio", "--seed", str(self.spec.seed)]
+        return [sys.executable, "-X", f"toolzoo_sandbox={self.sandbox_id}", "-m", "toolzoo.cli", "serve-mcp",
+                domain, "--transport", "stdio", "--seed", str(self.spec.seed)], {}
+
+    async def _start(self) -> None:
+        server, server_env = self._server()
         argv = self._prefix(ttl_s=self.deadline - time.time(), cpu_seconds=None) + server
-        env = self._marker_env() | L.unisolated_env()
+        env = self._marker_env() | L.unisolated_env() | server_env
         cwd = None if self.isolated else self.workspace
         me = os.getpid()
         # Registered before the server starts: a driver killed during start-up still leaves an
@@ -93,7 +109,9 @@ class ProcessSandbox(ServerState):
             labels=self.spec.labels(self.deadline), deadline=self.deadline, driver_pid=me,
             driver_start=process_start_time(me), pgid=None, uid=self.uid, workspace=self.workspace)
         record(self._entry)
-        self._owner = L.OwnedSession(stdio_params(argv, env=env, cwd=cwd))
+        # A third-party server has no toolzoo admin tools: its session says so.
+        session_cls = SourceSession if self.source is not None else MCPSession
+        self._owner = L.OwnedSession(stdio_params(argv, env=env, cwd=cwd), session_cls)
         self._session = await self._owner.open()
         # The SDK spawns the server in a new session: its pid is the group id. Find it by our
         # unique workspace path in its command line (the SDK does not expose the process).
@@ -184,7 +202,8 @@ def isolation_for(spec: SandboxSpec) -> tuple[str, int | None]:
         "to run tool servers without isolation")
 
 
-async def create_process(spec: SandboxSpec) -> ProcessSandbox:
+async def create_process(spec: SandboxSpec, source: SourceSpec | None = None) -> ProcessSandbox:
+    """A jailed sandbox serving ``spec.domain``, or the third-party server ``source``."""
     isolation, uid = isolation_for(spec)
     sandbox_id = uuid.uuid4().hex[:12]
     root = workspace_root()
@@ -193,4 +212,5 @@ async def create_process(spec: SandboxSpec) -> ProcessSandbox:
     if uid is not None:
         os.chown(workspace, uid, uid)
     _, extra_ro = _domain_arg(spec)
-    return await started(ProcessSandbox(spec, sandbox_id, workspace, uid, isolation, extra_ro))
+    extra_ro += [str(Path(p).resolve()) for p in spec.options.get("ro_binds", [])]
+    return await started(ProcessSandbox(spec, sandbox_id, workspace, uid, isolation, extra_ro, source))

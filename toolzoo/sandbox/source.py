@@ -1,19 +1,22 @@
 """Third-party MCP servers as tool sources (a domain with ``source: {command | url}``).
 
 The server is not toolzoo's: toolzoo only connects an :class:`MCPSession` to it and offers its
-tools to agents. ``source.command`` runs the server as a subprocess speaking stdio --
-jailed by the process tier when ``backend: process`` and that tier offers a jail, else as a
-plain subprocess, which is allowed only for ``backend: inline`` or ``allow_unisolated`` and
-always reported in ``isolation``. ``source.url`` connects over streamable HTTP to a server
-someone else runs (isolation is theirs: reported as ``remote``).
+tools to agents. ``source.command`` runs the server as a subprocess speaking stdio. With
+``backend: process`` it runs inside the process tier's bubblewrap jail (no network, its own
+uid, read-only system, a private workspace, rlimits, a time to live, registry and reaper;
+``options.ro_binds`` shows host paths read-only inside). A plain, unjailed subprocess is used
+only for ``backend: inline`` or when the process tier has no jail here and
+``allow_unisolated`` is set -- and ``isolation`` always says which. ``source.url`` connects
+over streamable HTTP to a server someone else runs (isolation is theirs: reported as
+``remote``).
 
 Such servers keep their own state in their own way, so snapshot/restore/state hashes are
-unsupported (:class:`SandboxUnsupported`), and so are exec and files.
+unsupported (:class:`SandboxUnsupported`); so are exec and files, except in the process tier's
+jail, whose workspace they share.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from toolzoo.sandbox.base import ExecResult, SandboxSpec, SandboxUnsupported, deadline_for
@@ -67,32 +70,16 @@ class SourceSandbox:
         await self._session.close()
 
 
-def _jail(spec: SandboxSpec, command: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str], str] | None:
-    """The process tier's jail around ``command``, when that tier exposes one.
-
-    Looked up by name (``toolzoo.sandbox.process.jail_command(spec, command, env) ->
-    (argv, env, isolation)``) so this module works before and without that tier.
-    """
-    try:
-        process = importlib.import_module("toolzoo.sandbox.process")
-    except ImportError:
-        return None
-    jail = getattr(process, "jail_command", None)
-    return jail(spec, command, env) if jail is not None else None
-
-
 def plan_command(spec: SandboxSpec, source: SourceSpec) -> tuple[list[str], dict[str, str], str]:
     """(argv, env, isolation) for a ``source.command`` server under ``spec``'s backend."""
     assert source.command is not None
     command, env = list(source.command), dict(source.env)
     if spec.backend == "process":
-        jailed = _jail(spec, command, env)
-        if jailed is not None:
-            return jailed
+        # Only reached when the tier has no jail here (see create_source).
         if not spec.allow_unisolated:
             raise SandboxUnsupported(
-                "backend process: the process tier offers no jail for third-party servers here "
-                "(set allow_unisolated: true to run it as a plain subprocess)")
+                "backend process: no jail for third-party servers here (bubblewrap missing); "
+                "set allow_unisolated: true to run it as a plain subprocess")
         return command, env, "none (plain subprocess, allowed)"
     if spec.backend == "inline":
         return command, env, "none (plain subprocess)"
@@ -101,7 +88,18 @@ def plan_command(spec: SandboxSpec, source: SourceSpec) -> tuple[list[str], dict
         "to run one in a container or pod, build an image that contains it and give source.url")
 
 
-async def create_source(spec: SandboxSpec, source: SourceSpec | None = None) -> SourceSandbox:
+def _jail_available(spec: SandboxSpec) -> bool:
+    from toolzoo.sandbox.process import IsolationUnavailable, isolation_for
+
+    try:
+        return isolation_for(spec)[0].startswith("bubblewrap")
+    except IsolationUnavailable:
+        return False
+
+
+async def create_source(spec: SandboxSpec, source: SourceSpec | None = None) -> Any:
+    """A sandbox serving a third-party MCP server: the process tier's jail where it applies
+    (a :class:`~toolzoo.sandbox.process.ProcessSandbox`), else a :class:`SourceSandbox`."""
     """Start (or connect to) the domain's third-party MCP server and open a session to it."""
     if source is None:
         from toolzoo.tools.zoo import get_domain
@@ -109,6 +107,10 @@ async def create_source(spec: SandboxSpec, source: SourceSpec | None = None) -> 
         source = get_domain(spec.domain).spec.source
         if source is None:
             raise ValueError(f"domain {spec.domain!r} has no source: it is served by toolzoo itself")
+    if source.command is not None and spec.backend == "process" and _jail_available(spec):
+        from toolzoo.sandbox.process import create_process
+
+        return await create_process(spec, source)
     if source.url is not None:
         session = SourceSession(source.url)
         isolation = "remote (not managed by toolzoo)"
