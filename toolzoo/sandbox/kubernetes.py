@@ -42,7 +42,8 @@ from typing import Any, Callable, Iterator, Protocol
 
 from kubernetes.client.exceptions import ApiException
 
-from toolzoo.sandbox.base import LABEL_DEADLINE, LABEL_PART_OF, LABEL_RUN, ExecResult, SandboxSpec, deadline_for
+from toolzoo.sandbox.base import (LABEL_DEADLINE, LABEL_PART_OF, LABEL_RUN, ExecResult, SandboxSpec, ServerState,
+                                  deadline_for, deadline_passed, exec_plan)
 from toolzoo.sandbox.k8s_manifests import (CLAIM_GROUP, CLAIM_PLURAL, CLAIM_VERSION, CONTAINER, SANDBOX_PORT, WORKSPACE,
                                            Doc, label_value, render_network_policy, sandbox_claim_manifest,
                                            runtime_class_for, sandbox_pod_manifest, short_hash)
@@ -172,15 +173,12 @@ def pod_url(pod: Doc, port: int = SANDBOX_PORT) -> str:
 
 
 class _PodSession(MCPSession):
-    async def reset(self, seed: int) -> str:
-        return await self._admin("_toolzoo_reset", {"seed": seed})
-
     def server_name(self) -> str | None:
         info = getattr(self._client, "server_info", None)
         return getattr(info, "name", None)
 
 
-class KubernetesSandbox:
+class KubernetesSandbox(ServerState):
     def __init__(self, spec: SandboxSpec, api: KubeAPI):
         self.spec = spec
         self.api = api
@@ -217,7 +215,7 @@ class KubernetesSandbox:
                 served = self._session.server_name()
                 if served is not None and served != _domain_name(self.spec.domain):
                     raise SandboxStartError(f"warm pool {self.warm_pool} serves domain {served!r}, not {self.spec.domain!r}")
-                await self._session.reset(self.spec.seed)
+                await self.reset(self.spec.seed)
         except BaseException:
             await self.close()
             raise
@@ -286,12 +284,9 @@ class KubernetesSandbox:
 
     async def exec(self, command: list[str] | str, stdin: str | bytes | None = None,
                    timeout: float | None = None) -> ExecResult:
-        remaining = self.deadline - time.time()
-        t = min(timeout if timeout is not None else remaining, remaining)
+        t, argv, data = exec_plan(self.deadline, command, stdin, timeout)
         if t <= 0:
-            return ExecResult(exit_code=None, timed_out=True, stderr="sandbox deadline passed")
-        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
-        data = stdin.encode() if isinstance(stdin, str) else stdin
+            return deadline_passed()
         out, err, code, timed_out = await self.backoff.call(self.api.exec, self.namespace, self._pod(), CONTAINER,
                                                             argv, data, t)
         cap = self.spec.limits.output_bytes
@@ -311,12 +306,6 @@ class KubernetesSandbox:
         result = await self.exec(["/bin/sh", "-c", script, "sh", target], stdin=base64.b64encode(data), timeout=60)
         if result.exit_code != 0:
             raise OSError(f"cannot write {path}: {result.stderr.strip()}")
-
-    async def snapshot(self) -> dict[str, Any]:
-        return await self.session.snapshot()
-
-    async def restore(self, state: dict[str, Any]) -> str:
-        return await self.session.restore(state)
 
     async def close(self) -> None:
         if self._closed:
