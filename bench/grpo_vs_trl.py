@@ -8,6 +8,9 @@ generation, the reward and the update in both. Step time = median over the timed
 warm-up, pooled over alternating rounds. The last line reads ``ratio: X`` = TRL step time / toolzoo step time.
 
     python bench/grpo_vs_trl.py [--steps 30] [--warmup 3] [--prompts 4] [--generations 4] [--rounds 3]
+                                [--device cpu|cuda]
+
+``--device cuda`` runs both on the GPU (TRL through accelerate, toolzoo by moving the model).
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ def reward_len(completions, **kw):
 PROMPTS = [[{"role": "user", "content": f"Say ls {i}"}] for i in range(64)]
 
 
-def run_trl(path: str, tok, steps: int, prompts: int, gens: int, completion: int) -> list[float]:
+def run_trl(path: str, tok, steps: int, prompts: int, gens: int, completion: int, device: str) -> list[float]:
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -85,7 +88,7 @@ def run_trl(path: str, tok, steps: int, prompts: int, gens: int, completion: int
 
     args = GRPOConfig(output_dir=os.path.join(TMP, "grpo_out"), max_steps=steps,
                       per_device_train_batch_size=prompts * gens, num_generations=gens,
-                      max_completion_length=completion, use_vllm=False, use_cpu=True, bf16=False,
+                      max_completion_length=completion, use_vllm=False, use_cpu=device == "cpu", bf16=False,
                       logging_steps=10**6, report_to="none", save_strategy="no",
                       gradient_checkpointing=False, learning_rate=1e-3, beta=0.0,
                       dataloader_num_workers=0, disable_tqdm=True, seed=0)
@@ -96,13 +99,13 @@ def run_trl(path: str, tok, steps: int, prompts: int, gens: int, completion: int
     return times
 
 
-def run_toolzoo(path: str, tok, steps: int, prompts: int, gens: int, completion: int) -> list[float]:
+def run_toolzoo(path: str, tok, steps: int, prompts: int, gens: int, completion: int, device: str) -> list[float]:
     from transformers import AutoModelForCausalLM
 
     from toolzoo.agents.hf import decode_completion, sample
     from toolzoo.trainer.grpo import GRPOConfig, Rollout, grpo_step
 
-    model = AutoModelForCausalLM.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     cfg = GRPOConfig(loss_type="dapo", group_size=gens, max_completion_length=completion)
     eos, pad = [tok.eos_token_id], tok.pad_token_id
@@ -121,6 +124,8 @@ def run_toolzoo(path: str, tok, steps: int, prompts: int, gens: int, completion:
         rollouts = [Rollout.from_completion(p, s.completion_ids, r)
                     for p, s, r in zip(expanded, samples, rewards)]
         grpo_step(model, opt, rollouts, cfg, pad_id=pad)
+        if device != "cpu":
+            torch.cuda.synchronize()  # TRL's step callback fires after its own synchronising .item()
         times.append(time.perf_counter() - t0)
     return times
 
@@ -134,6 +139,7 @@ def main() -> None:
     ap.add_argument("--completion", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     import transformers
@@ -143,14 +149,16 @@ def main() -> None:
     tok = build_baseline_model(path)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}; "
           f"batch {a.prompts} prompts x {a.generations} generations, {a.completion} completion tokens, "
-          f"{a.threads} threads")
+          f"{a.threads} threads, device {a.device}")
     # alternate rounds, so drift in machine load (shared cores) hits both sides alike
     per_round = max(1, a.steps // a.rounds)
     ours: list[float] = []
     theirs: list[float] = []
     for _ in range(a.rounds):
-        ours += run_toolzoo(path, tok, per_round + a.warmup, a.prompts, a.generations, a.completion)[a.warmup:]
-        theirs += run_trl(path, tok, per_round + a.warmup, a.prompts, a.generations, a.completion)[a.warmup:]
+        ours += run_toolzoo(path, tok, per_round + a.warmup, a.prompts, a.generations, a.completion,
+                            a.device)[a.warmup:]
+        theirs += run_trl(path, tok, per_round + a.warmup, a.prompts, a.generations, a.completion,
+                          a.device)[a.warmup:]
     t_trl, t_tz = statistics.median(theirs), statistics.median(ours)
     print(f"TRL GRPOTrainer: {t_trl * 1e3:7.1f} ms/step ({1 / t_trl:5.1f} steps/s, {len(theirs)} steps)")
     print(f"toolzoo grpo:    {t_tz * 1e3:7.1f} ms/step ({1 / t_tz:5.1f} steps/s, {len(ours)} steps)")

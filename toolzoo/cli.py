@@ -285,7 +285,7 @@ def _serve_model(args: argparse.Namespace) -> int:
     from toolzoo.trainer.serve import serve_model
 
     serve_model(args.checkpoint, host=args.host, port=args.port, model_name=args.model_name,
-                max_new_tokens=args.max_new_tokens)
+                max_new_tokens=args.max_new_tokens, device=args.device)
     return 0
 
 
@@ -395,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--model-name", default=None)
     p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--device", default="auto", help="auto (cuda when torch sees one), cpu, cuda, cuda:N or mps")
     p.set_defaults(func=_serve_model)
 
     p = sub.add_parser("schema", help="print the JSON Schema of a YAML format")

@@ -53,3 +53,33 @@ def test_schema_exports():
 
     s = json_schema("train")
     assert "algorithm" in s["properties"] and "rollout" in s["properties"]
+
+
+def test_device_setting_is_checked_at_load(tmp_path):
+    p = tmp_path / "t.yaml"
+    p.write_text("train: x\nmodel: {path: m}\ndomains: [retail_orders]\ndevice: gpu0\n")
+    with pytest.raises(LoadError) as e:
+        load_train_config(p)
+    assert f"{p}:4 device" in str(e.value)
+
+
+def test_auto_device_follows_torch():
+    import torch
+
+    from toolzoo.trainer.config import resolve_device
+
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu"
+
+
+def test_missing_accelerator_is_an_error_not_a_cpu_fallback():
+    import torch
+
+    from toolzoo.trainer.config import resolve_device
+
+    if torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA device"):
+            resolve_device(f"cuda:{torch.cuda.device_count()}")
+    else:
+        with pytest.raises(ValueError, match="sees no CUDA device"):
+            resolve_device("cuda")

@@ -78,6 +78,7 @@ def sample(
                 use_cache=True, logits_to_keep=1, **{cache_kw: cache},
             ).logits[:, -1, :]
 
+    generator = _on_device(generator, device)
     was_training = model.training
     model.eval()
     try:
@@ -116,6 +117,20 @@ def sample(
         )
         for i in range(n)
     ]
+
+
+def _on_device(generator, device):
+    """The sampling noise's generator on the model's device. Callers hold CPU generators (the
+    trainer checkpoints their state); for a model elsewhere a device generator is seeded from
+    the CPU one, so the stream stays reproducible from that state and the noise never crosses
+    the bus (a batch × vocabulary tensor per token)."""
+    import torch
+
+    here, there = generator.device if generator is not None else None, device
+    if generator is None or (here.type, here.index or 0) == (there.type, there.index or 0):
+        return generator
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 def eos_ids_of(tokenizer, model=None) -> list[int]:

@@ -42,7 +42,7 @@ from toolzoo.envs.episode import Limits
 from toolzoo.envs.run_config import RunConfig
 from toolzoo.envs.runner import Job
 from toolzoo.trainer.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
-from toolzoo.trainer.config import TrainConfig
+from toolzoo.trainer.config import TrainConfig, resolve_device
 from toolzoo.trainer.runlog import MetricsLog, ProgressBar
 from toolzoo.trainer.schedule import make_optimizer
 
@@ -111,7 +111,7 @@ class GRPOLearner:
 
         self.cfg = cfg = TrainConfig.model_validate_json(config_json)
         torch.set_num_threads(cfg.threads or 1)
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = resolve_device(cfg.device)
         with tempfile.TemporaryDirectory(prefix="tzckpt-") as tmp:
             path = unpack_checkpoint(files, Path(tmp))
             self.model = AutoModelForCausalLM.from_pretrained(path).to(self.device)
@@ -367,7 +367,7 @@ def _grpo_on_ray(cfg: TrainConfig, model, files, tasks, rng, step: int, state, e
     g, total = cfg.group_size, cfg.sft.steps + cfg.steps
     batch_eps = cfg.batch * g
     if learner_options is None:
-        has_gpu = ray.cluster_resources().get("GPU", 0) >= 1
+        has_gpu = cfg.device != "cpu" and ray.cluster_resources().get("GPU", 0) >= 1
         learner_options = {"num_gpus": 1, "num_cpus": 1} if has_gpu else {"num_cpus": 0}
     if num_workers is None:
         spare = cluster_cpus - float(learner_options.get("num_cpus", 0))

@@ -138,6 +138,9 @@ class TrainConfig(_Strict):
     output: str = "runs/train"
     tensorboard: bool = Field(False, description="also log to TensorBoard when it is importable")
     threads: int | None = Field(None, ge=1, description="torch CPU threads")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$",
+                        description="where the model trains and decodes: auto (cuda when torch sees one, else cpu), "
+                                    "cpu, cuda, cuda:N or mps")
 
     @field_validator("lengths")
     @classmethod
@@ -153,6 +156,25 @@ class TrainConfig(_Strict):
         if self.overlong.enabled and self.overlong.cache >= self.max_completion_length:
             raise ValueError("overlong.cache must be smaller than max_completion_length")
         return self
+
+
+def resolve_device(name: str) -> str:
+    """The torch device a ``device:`` setting means here; asking for an accelerator torch does
+    not see is an error at start, never a silent fall back to the CPU."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device: {name} but torch {torch.__version__} sees no CUDA device "
+                             "(a CPU-only build, or no GPU visible); use device: auto or cpu")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device: {name} but torch sees {torch.cuda.device_count()} CUDA device(s)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device: mps but torch sees no MPS device; use device: auto or cpu")
+    return name
 
 
 def load_train_config(path: str | Path) -> TrainConfig:

@@ -32,7 +32,7 @@ from toolzoo.envs.episode import Limits
 from toolzoo.trainer.checkpoint import (
     latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state,
 )
-from toolzoo.trainer.config import TrainConfig
+from toolzoo.trainer.config import TrainConfig, resolve_device
 from toolzoo.trainer.data import tokenize_conversation
 from toolzoo.trainer.episodes import Tasks, domain_tools, run_many
 from toolzoo.trainer.evaluate import eval_tasks, evaluate
@@ -425,6 +425,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)  # before any work: a wrong device fails at once
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     random.seed(cfg.seed)
@@ -448,6 +449,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         ctx.model, ctx.tokenizer = AutoModelForCausalLM.from_pretrained(ckpt), AutoTokenizer.from_pretrained(ckpt)
     else:
         ctx.model, ctx.tokenizer = _load_model(cfg, out, convs)
+    ctx.model.to(device)  # before the optimizer exists: its state lives where the weights do
     phases = ALGORITHMS[cfg.algorithm](ctx, convs)
     total = sum(p.steps for p in phases)
     step = 0
@@ -495,7 +497,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         metrics.close()
         if ctx.backend is not None:
             ctx.backend.close()
-    summary = {"train": cfg.train, "algorithm": cfg.algorithm, "steps": step,
+    summary = {"train": cfg.train, "algorithm": cfg.algorithm, "device": device, "steps": step,
                "seconds": round(time.perf_counter() - started, 3), "last": last,
                "eval": last.get("eval"), "final": str(final), "metrics": str(metrics.path)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -23,13 +23,19 @@ def group_advantages(
     """A_i = (R_i - mean_group R) / (std_group R + eps), the sample (unbiased) std as in TRL.
 
     ``normalize_std=False`` is Dr. GRPO's unscaled advantage. A group of one has no baseline:
-    its advantage is 0 (the unbiased std of one value is undefined)."""
-    r = rewards.float().view(-1, group_size)
+    its advantage is 0 (the unbiased std of one value is undefined).
+
+    Computed in float64 and returned in the rewards' float dtype (float32 for integers): in
+    float32 a group like [1000, 1000, 999.9999] centred to [0, 0, -0.66], which no longer sums to
+    zero (a hypothesis test found it)."""
+    out_dtype = rewards.dtype if rewards.is_floating_point() else torch.float32
+    work = torch.float32 if rewards.device.type == "mps" else torch.float64  # mps has no float64
+    r = rewards.to(work).view(-1, group_size)
     centred = r - r.mean(dim=1, keepdim=True)
     if normalize_std:
         std = torch.nan_to_num(r.std(dim=1, keepdim=True), nan=0.0) if group_size > 1 else 0.0
         centred = centred / (std + eps)
-    return centred.reshape(-1)
+    return centred.reshape(-1).to(out_dtype)
 
 
 def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:

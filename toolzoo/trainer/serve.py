@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from toolzoo.agents.hf import HFAgent
 from toolzoo.core import FunctionCall, Message, ToolCall, ToolSpecView
+from toolzoo.trainer.config import resolve_device
 
 
 class ChatRequest(BaseModel):
@@ -109,11 +110,12 @@ def build_app(agent: HFAgent, model_name: str):
 
 def serve_model(
     ckpt: str | Path, host: str = "127.0.0.1", port: int = 8000, *,
-    model_name: str | None = None, max_new_tokens: int = 256, device: str | None = None,
+    model_name: str | None = None, max_new_tokens: int = 256, device: str = "auto",
 ) -> None:
-    """Load ``ckpt`` and serve it until interrupted (blocking)."""
+    """Load ``ckpt`` on ``device`` (as the Train format's ``device``) and serve it until
+    interrupted (blocking)."""
     import uvicorn
 
-    agent = HFAgent(ckpt, max_new_tokens=max_new_tokens, device=device)
+    agent = HFAgent(ckpt, max_new_tokens=max_new_tokens, device=resolve_device(device))
     uvicorn.run(build_app(agent, model_name or Path(ckpt).name), host=host, port=port,
                 log_level="warning")
