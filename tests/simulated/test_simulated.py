@@ -56,6 +56,12 @@ def test_read_verbs_and_merge() -> None:
 
     assert is_read(T("get_reading")) and is_read(T("list_things")) and is_read(T("x", "A read-only view."))
     assert not is_read(T("calibrate_station")) and not is_read(T("getaway_book"))
+    declared = T("ping_station")
+    declared.read_only = True  # a declaration beats the name: no read verb, still a read
+    assert is_read(declared)
+    declared = T("get_and_reset_counter")
+    declared.read_only = False  # a read verb, declared to mutate
+    assert not is_read(declared)
     assert deep_merge({"a": {"b": 1, "c": 2}}, {"a": {"b": None, "d": 3}, "e": 4}) == {"a": {"c": 2, "d": 3}, "e": 4}
 
 

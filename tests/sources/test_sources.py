@@ -70,6 +70,14 @@ async def test_git_server_as_source(git_repo):
         await sb.close()
 
 
+async def test_import_keeps_the_servers_read_only_hints(git_repo, tmp_path):
+    cmd = [sys.executable, "-m", "mcp_server_git", "--repository", str(git_repo)]
+    out = await import_mcp(cmd, None, tmp_path / "git.yaml", "simulate")
+    tools = {t.name: t for t in load_domain(out).spec.tools}
+    assert tools["git_status"].read_only is True and tools["git_log"].read_only is True
+    assert tools["git_add"].read_only is False and tools["git_commit"].read_only is False
+
+
 def test_isolation_is_never_silently_downgraded():
     src = SourceSpec(command=TIME)
     assert plan_command(SandboxSpec(domain="x"), src)[2] == "none (plain subprocess)"

@@ -90,6 +90,8 @@ BROKEN = [
     ("missing_ask.yaml", ('    ask: "Status of {o}?"\n', ""), "subtasks[0].ask", None),
     ("unknown_arg.yaml", ('"args.order_id in state.orders"', '"args.order in state.orders"'),
      "tools[0].effects[0].require", "args.order in"),
+    ("read_only_writes.yaml", ("  - name: deliver\n", "  - name: deliver\n    read_only: true\n"),
+     "tools[1]", "- name: deliver"),
 ]
 
 

@@ -42,6 +42,19 @@ def test_in_memory_transport():
     asyncio.run(main())
 
 
+def test_listing_announces_read_only_hints():
+    from mcp import Client
+
+    async def main():
+        server = DomainServer(get_domain("retail_orders"), seed=0)
+        async with Client(server.server) as client:
+            return {t.name: t.annotations for t in (await client.list_tools()).tools}
+
+    hints = asyncio.run(main())
+    assert hints["get_order"].read_only_hint is True  # effects without writes
+    assert hints["cancel_order"].read_only_hint is False  # a `set` effect
+
+
 def test_stdio_transport():
     async def main():
         params = stdio_params([sys.executable, "-m", "toolzoo.cli", "serve-mcp", "retail_orders", "--seed", "0"])

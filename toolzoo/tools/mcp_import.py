@@ -5,9 +5,10 @@ tools and writes one domain file that keeps each tool's name, description and in
 
 - ``passthrough``: the domain carries ``source:`` (the same command or URL), so a source
   sandbox (:mod:`toolzoo.sandbox.source`) sends every call to that server. The tools are
-  listed for their schemas; their ``impl`` is :func:`passthrough`, which only answers when the
-  domain is (wrongly) served by toolzoo itself instead of through its source.
+  listed for their schemas and declare no executor (the source server runs them).
 - ``simulate``: no source; every tool is ``simulate: llm`` (an LLM world model answers).
+
+Either way a tool keeps the server's ``readOnlyHint`` as ``read_only``.
 
 Tools whose names toolzoo cannot carry (outside ``[A-Za-z0-9_.-]{1,64}``) or whose schemas are
 not objects are left out and reported.
@@ -35,6 +36,7 @@ class ImportedTool(BaseModel):
     name: str
     description: str
     parameters: dict[str, Any]
+    read_only: bool | None = None  # the server's readOnlyHint, when it gives one
 
 
 class ImportReport(BaseModel):
@@ -64,7 +66,9 @@ async def list_server_tools(command: list[str] | None, url: str | None, env: dic
         elif schema.get("type") != "object":
             skipped.append(f"{t.name}: input schema is not of type object")
         else:
-            tools.append(ImportedTool(name=t.name, description=(t.description or "").strip(), parameters=schema))
+            hint = t.annotations.read_only_hint if t.annotations is not None else None
+            tools.append(ImportedTool(name=t.name, description=(t.description or "").strip(), parameters=schema,
+                                      read_only=hint))
     return ImportReport(server=str(server), tools=tools, skipped=skipped)
 
 
@@ -82,7 +86,8 @@ def domain_document(report: ImportReport, mode: Mode, command: list[str] | None,
             source["env"] = dict(env)
         doc["source"] = source
     executor = {} if mode == "passthrough" else {"simulate": "llm"}  # source tools run on the source
-    doc["tools"] = [{"name": t.name, "description": t.description, "parameters": t.parameters, **executor}
+    doc["tools"] = [{"name": t.name, "description": t.description, "parameters": t.parameters, **executor,
+                     **({} if t.read_only is None else {"read_only": t.read_only})}
                     for t in report.tools]
     return doc
 

@@ -53,7 +53,9 @@ class DomainServer:
         self.runtime = DomainRuntime(domain, state, simulator)
         self._lock = asyncio.Lock()
         self._tools = [
-            types.Tool(name=t.name, description=t.description, input_schema=t.parameters)
+            types.Tool(name=t.name, description=t.description, input_schema=t.parameters,
+                       annotations=None if t.read_only_hint is None
+                       else types.ToolAnnotations(read_only_hint=t.read_only_hint))
             for t in domain.spec.tools
         ]
         self.server = Server(

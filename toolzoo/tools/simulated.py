@@ -8,9 +8,10 @@ returns ``{"result": ..., "state_update": {...}, "error": null | "..."}`` as str
 
 Consistency rules (enforced here, not left to the model):
 
-* **Mutations.** A call is a *read* when the tool's name starts with a read verb (get, list,
-  search, find, lookup, read, check, show, query, describe, count, fetch, view) or its
-  description says ``read-only``; otherwise it is a *mutation*. A read whose reply
+* **Mutations.** A call is a *read* when the tool declares ``read_only: true`` (MCP's
+  readOnlyHint; ``false`` makes it a mutation); undeclared, when its name starts with a read
+  verb (get, list, search, find, lookup, read, check, show, query, describe, count, fetch, view)
+  or its description says ``read-only``; otherwise it is a *mutation*. A read whose reply
   nevertheless carries a non-empty ``state_update`` is promoted to a mutation.
 * **Read cache.** The result of a read is cached under (tool, canonical arguments); the same
   read again returns the cached result without asking the model, until a mutation happens
@@ -83,6 +84,8 @@ class SimulatorConfig(BaseModel):
 
 
 def is_read(tool: Any) -> bool:
+    if getattr(tool, "read_only", None) is not None:  # declared (``read_only``, MCP's readOnlyHint)
+        return tool.read_only
     name = tool.name.lower()
     return any(name == v or name.startswith(v + "_") for v in READ_VERBS) or bool(_READ_ONLY.search(tool.description or ""))
 

@@ -79,6 +79,7 @@ class DeleteOp(_Strict):
 
 
 EFFECT_KINDS = ("require", "set", "insert", "delete", "return")
+WRITE_EFFECTS = ("set", "insert", "delete")
 
 
 class Effect(_Strict):
@@ -117,6 +118,27 @@ class ToolSpec(_Strict):
     effects: list[Effect] | None = None
     impl: str | None = None  # python:module:function
     simulate: Literal["llm"] | None = None
+    # MCP's readOnlyHint. Declared, it decides read vs mutation for a simulated tool (else its
+    # name and description do) and is checked against the tool's effects at load.
+    read_only: bool | None = None
+
+    @model_validator(mode="after")
+    def _read_only_holds(self) -> ToolSpec:
+        if self.read_only and self.effects:
+            for j, e in enumerate(self.effects):
+                if e.kind in WRITE_EFFECTS:
+                    raise ValueError(f"read_only: true but effects[{j}] is a `{e.kind}`")
+        return self
+
+    @property
+    def read_only_hint(self) -> bool | None:
+        """What the MCP listing announces: the declaration, else what the effects show (an
+        ``impl`` or simulated tool without one: unknown)."""
+        if self.read_only is not None:
+            return self.read_only
+        if self.effects is not None:
+            return not any(e.kind in WRITE_EFFECTS for e in self.effects)
+        return None
 
     @property
     def executors(self) -> list[str]:
