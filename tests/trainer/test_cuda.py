@@ -14,21 +14,16 @@ torch = pytest.importorskip("torch")
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
 
-DOMAIN = str(Path(__file__).parent / "data" / "tiny_shop.yaml")
-TINY = {"hidden_size": 32, "num_layers": 1, "intermediate_size": 64, "num_heads": 2, "num_kv_heads": 1}
+SFT = {"episodes": 6, "steps": 2, "batch_size": 4}  # 2 SFT steps: step 3 is inside the GRPO phase
 
 
 def _train(out: Path, algorithm: str, resume: bool = False, **kw):
-    from toolzoo.trainer.config import TrainConfig
+    """test_train_loop's small run, on CUDA."""
+    from tests.trainer.test_train_loop import _config
     from toolzoo.trainer.loop import train
 
-    base = dict(train="cuda", algorithm=algorithm, model={"tiny": TINY}, domains=[DOMAIN], lengths=[1],
-                steps=2, batch=2, group_size=2, learning_rate=1e-3, max_turns=3,
-                sft={"episodes": 6, "steps": 2, "batch_size": 4},
-                eval={"lengths": [1], "tasks_per_length": 2}, rollout={"max_new_tokens": 8},
-                checkpoint_every=2, output=str(out), device="cuda")
-    base.update(kw)
-    return train(TrainConfig.model_validate(base), resume=resume, progress=False)
+    cfg = _config(out, train="cuda", algorithm=algorithm, device="cuda", **{"sft": SFT, **kw})
+    return train(cfg, resume=resume, progress=False)
 
 
 @pytest.mark.parametrize("algorithm,extra", [

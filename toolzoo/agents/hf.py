@@ -126,8 +126,10 @@ def _on_device(generator, device):
     the bus (a batch × vocabulary tensor per token)."""
     import torch
 
-    here, there = generator.device if generator is not None else None, device
-    if generator is None or (here.type, here.index or 0) == (there.type, there.index or 0):
+    if generator is None:
+        return None
+    here, there = generator.device, torch.device(device)
+    if (here.type, here.index or 0) == (there.type, there.index or 0):
         return generator
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
     return torch.Generator(device=device).manual_seed(seed)

@@ -124,11 +124,15 @@ class ToolSpec(_Strict):
 
     @model_validator(mode="after")
     def _read_only_holds(self) -> ToolSpec:
-        if self.read_only and self.effects:
-            for j, e in enumerate(self.effects):
-                if e.kind in WRITE_EFFECTS:
-                    raise ValueError(f"read_only: true but effects[{j}] is a `{e.kind}`")
+        if self.read_only and self._writes:
+            j = self._writes[0]
+            raise ValueError(f"read_only: true but effects[{j}] is a `{self.effects[j].kind}`")
         return self
+
+    @property
+    def _writes(self) -> list[int]:
+        """Indices of the effects that change state."""
+        return [j for j, e in enumerate(self.effects or []) if e.kind in WRITE_EFFECTS]
 
     @property
     def read_only_hint(self) -> bool | None:
@@ -136,9 +140,7 @@ class ToolSpec(_Strict):
         ``impl`` or simulated tool without one: unknown)."""
         if self.read_only is not None:
             return self.read_only
-        if self.effects is not None:
-            return not any(e.kind in WRITE_EFFECTS for e in self.effects)
-        return None
+        return None if self.effects is None else not self._writes
 
     @property
     def executors(self) -> list[str]:
