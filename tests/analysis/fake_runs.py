@@ -10,6 +10,9 @@ from toolzoo.analysis.simulate import first_failure
 from toolzoo.core import Outcome, SubtaskInstance, Task, Trajectory
 
 
+TEMPLATES = ("status_of", "cancel_order", "refund_item", "change_address")
+
+
 def write_run(run_dir: Path, t50: float, lengths=(1, 2, 4, 8, 16), tasks_per_length: int = 25,
               trials: int = 4, seed: int = 0, kappa: float = 1.0, infra_every: int = 0,
               endpoint_only: bool = False) -> Path:
@@ -18,8 +21,10 @@ def write_run(run_dir: Path, t50: float, lengths=(1, 2, 4, 8, 16), tasks_per_len
     lines, ep = [], 0
     for L in lengths:
         for j in range(tasks_per_length):
+            # Template chains vary (as generated tasks' do), so families are many, not one per length.
+            chain = np.random.default_rng([L, j]).choice(TEMPLATES, size=L)  # same task id, same task
             task = Task(id=f"t{L}-{j}", domain="retail_orders", seed=j, length=L,
-                        subtasks=[SubtaskInstance(template="status_of", ask=f"q{i}") for i in range(L)])
+                        subtasks=[SubtaskInstance(template=str(tp), ask=f"q{i}") for i, tp in enumerate(chain)])
             for trial in range(trials):
                 ep += 1
                 t = int(first_failure(rng, 1, t50, kappa)[0])

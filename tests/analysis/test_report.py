@@ -31,6 +31,11 @@ def test_report_writes_plots_html_and_summary(tmp_path: Path) -> None:
     hl = summary["half_life"]
     assert "stale" not in hl and hl["model"] in ("exponential", "weibull")
     assert hl["ci"][0] < 6.58 < hl["ci"][1]  # the true half-life is inside the interval
+    # Headline interval: clustered (family bootstrap); the profile one is kept and labelled.
+    assert "cluster bootstrap" in hl["ci_method"] and hl["ci"] == hl["ci_bootstrap"]
+    assert "assumes independent episodes" in hl["ci_profile_method"] and hl["unit"] == "subtasks"
+    assert hl["ci_profile"][0] < hl["t50"] < hl["ci_profile"][1]
+    assert 'id="episodes-data"' in html and "T50 (subtasks)" in html  # viewer and units
     assert hl["t80"] < hl["t50"] and 0 <= hl["lr_test_p"] <= 1
     assert summary["failures"]["infra"] > 0
     assert summary["failures"]["counted"] + summary["failures"]["excluded"] == 500
@@ -41,7 +46,7 @@ def test_report_writes_plots_html_and_summary(tmp_path: Path) -> None:
     hb = json.loads((b / "summary.json").read_text())["half_life"]
     ratio = hb["ratio_vs_first"]
     assert ratio["ratio"] == hb["t50"] / hl["t50"]
-    assert ratio["ci"][0] < ratio["ratio"] < ratio["ci"][1]
+    assert ratio["ci"][0] < ratio["ratio"] < ratio["ci"][1] and ratio["paired"]
 
 
 def test_report_endpoint_only_and_all_success(tmp_path: Path, capsys) -> None:

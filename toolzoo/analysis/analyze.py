@@ -8,9 +8,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, PrivateAttr
 
-from toolzoo.analysis.bootstrap import bootstrap, percentile_ci
+from toolzoo.analysis.bootstrap import bootstrap, percentile_ci, small_sample_level
 from toolzoo.analysis.data import (
     Episodes, KMPoint, LengthRow, failure_counts, intervals, kaplan_meier, success_by_length,
+    task_ids,
 )
 from toolzoo.analysis.hazard import LN2, Fit, fit_exponential, horizon, mle
 from toolzoo.analysis.logistic import fit_logistic
@@ -33,6 +34,7 @@ class RunAnalysis(BaseModel):
     model: Literal["exponential", "weibull"]
     bootstrap_ci: dict[str, tuple[float | None, float | None]]
     bootstrap_reps: int
+    n_families: int = 0
     pass_k: PassKReport
     _samples: dict[str, np.ndarray] = PrivateAttr(default_factory=dict)
 
@@ -44,10 +46,25 @@ class RunAnalysis(BaseModel):
     def t50_samples(self) -> np.ndarray:
         return self._samples.get(self.model, np.zeros(0))
 
+    @property
+    def headline_ci(self) -> tuple[float | None, float | None]:
+        """The clustered (bootstrap) interval when there is one, else the profile interval."""
+        if self.bootstrap_reps > 0 and self.model in self.bootstrap_ci:
+            return self.bootstrap_ci[self.model]
+        return self.chosen.ci
+
     def curve_band(self, t: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-        """Pointwise band for the chosen model's S(t): profile bounds (exponential, exact since
-        S is monotone in lambda) or bootstrap percentiles (Weibull)."""
+        """Pointwise band for the chosen model's S(t): bootstrap percentiles (clustered) when
+        there are replicates, else the profile bounds (exponential; exact since S is monotone in
+        lambda)."""
         f = self.chosen
+        if self.model == "exponential" and self.bootstrap_reps > 0 and "exponential" in self._samples:
+            t50s = self._samples["exponential"]
+            t50s = t50s[np.isfinite(t50s) & (t50s > 0)]
+            if t50s.size >= 10:
+                a = (1 - level) / 2
+                curves = np.exp(-LN2 * t[None, :] / t50s[:, None])
+                return np.quantile(curves, a, axis=0), np.quantile(curves, 1 - a, axis=0)
         if self.model == "exponential":
             lo_t, hi_t = f.ci
             lo = np.exp(-LN2 * t / lo_t) if lo_t else np.zeros_like(t)
@@ -62,11 +79,18 @@ class RunAnalysis(BaseModel):
     def half_life(self) -> dict[str, Any]:
         """The ``half_life`` block of summary.json."""
         f = self.chosen
+        boot = self.bootstrap_reps > 0 and self.model in self.bootstrap_ci
         return {
             "t50": f.t50,
-            "ci": list(f.ci),
-            "ci_method": "profile likelihood (chi2 1 dof)",
+            "ci": list(self.headline_ci),
+            "ci_method": (f"cluster bootstrap over task families (template chains; {self.n_families} "
+                          f"families, tasks and trials kept with their family), percentile, "
+                          f"{self.bootstrap_reps} replicates; accounts for task clustering")
+            if boot else "profile likelihood (chi2 1 dof); assumes independent episodes",
+            "ci_profile": list(f.ci),
+            "ci_profile_method": "profile likelihood (chi2 1 dof); assumes independent episodes",
             "ci_bootstrap": list(self.bootstrap_ci.get(self.model, (None, None))),
+            "unit": "subtasks",
             "model": self.model,
             "kappa": f.kappa if self.model == "weibull" else None,
             "kappa_ci": list(f.kappa_ci) if self.model == "weibull" and f.kappa_ci else None,
@@ -87,8 +111,13 @@ class RunAnalysis(BaseModel):
 
 
 def analyze(eps: Episodes, name: str = "", reps: int = 400, seed: int = 0,
-            level: float = 0.95, alpha: float = 0.05) -> RunAnalysis:
+            level: float = 0.95, alpha: float = 0.05, replicates: np.ndarray | None = None
+            ) -> RunAnalysis:
+    """``replicates`` (reps x counted episodes): bootstrap multiplicities shared with other runs
+    (``write_report`` pairs runs this way); otherwise drawn from ``seed``."""
     eps_all, eps = eps, eps.counted()
+    if replicates is not None:
+        reps = replicates.shape[0]
     fails = failure_counts(eps_all)
     grp, grp_end = intervals(eps), intervals(eps, endpoint=True)
     surv, endp = grp.data(), grp_end.data()
@@ -117,15 +146,19 @@ def analyze(eps: Episodes, name: str = "", reps: int = 400, seed: int = 0,
                 out["weibull"] = out["weibull_kappa"] = None
         return out
 
-    samples = bootstrap(eps, stat, reps=reps, seed=seed) if reps > 0 and len(eps) else {}
+    samples = bootstrap(eps, stat, reps=reps, seed=seed, replicates=replicates) if reps > 0 and len(eps) else {}
+    fam = eps.family if eps.family is not None else task_ids(eps)
+    n_fam = int(np.unique(np.asarray(fam).astype(str)).size) if len(eps) else 0
+    # Percentiles read at the small-sample level for n_fam clusters (bootstrap.small_sample_level).
+    boot_level = small_sample_level(level, n_fam)
     res = RunAnalysis(
         name=name, data=data, failures=fails, by_length=rows, km=kaplan_meier(eps),
         exponential=exp_fit, exponential_endpoint=fit_exponential(endp, "endpoint", level),
         weibull=wei_fit, weibull_endpoint=fit_weibull(endp, "endpoint", level),
         logistic=fit_logistic([r.length for r in rows], [r.n for r in rows],
                               [r.successes for r in rows]),
-        lr=lr, model=model, bootstrap_reps=reps,
-        bootstrap_ci={k: percentile_ci(v, level) for k, v in samples.items()},
+        lr=lr, model=model, bootstrap_reps=reps if samples else 0, n_families=n_fam,
+        bootstrap_ci={k: percentile_ci(v, boot_level) for k, v in samples.items()},
         pass_k=pass_k(eps),
     )
     res._samples = samples
@@ -133,7 +166,10 @@ def analyze(eps: Episodes, name: str = "", reps: int = 400, seed: int = 0,
 
 
 def t50_ratio(base: RunAnalysis, other: RunAnalysis, level: float = 0.95) -> dict[str, Any]:
-    """other.T50 / base.T50 with a percentile CI from independent bootstrap replicates."""
+    """other.T50 / base.T50 with a percentile CI from the two runs' bootstrap replicates, taken
+    replicate by replicate: paired when the runs were analysed with shared ``replicates``
+    (``write_report`` does so), which is what makes the ratio's interval right for runs on the
+    same tasks."""
     a, b = base.chosen.t50, other.chosen.t50
     point = b / a if a and b else None
     sa, sb = base.t50_samples, other.t50_samples
@@ -143,7 +179,7 @@ def t50_ratio(base: RunAnalysis, other: RunAnalysis, level: float = 0.95) -> dic
         with np.errstate(invalid="ignore", divide="ignore"):
             ci = percentile_ci(sb[:m] / sa[:m], level)
     return {"base": base.name, "run": other.name, "ratio": point, "ci": list(ci),
-            "models": [base.model, other.model]}
+            "models": [base.model, other.model], "paired": True}
 
 
 __all__ = ["RunAnalysis", "analyze", "t50_ratio", "horizon"]

@@ -25,11 +25,37 @@ import numpy as np
 from pydantic import BaseModel
 from scipy.stats import beta
 
+from toolzoo import core
 from toolzoo.core import Trajectory
 
 # Failures that are not the agent's: excluded from every rate, reported beside them.
-EXCLUDED_KINDS = ("infra", "user_sim", "judge", "unscored")
-FAILURE_KINDS = ("agent", "infra", "user_sim", "judge", "unscored")
+EXCLUDED_KINDS = ("infra", "user_sim", "judge", "harness", "unscored")
+FAILURE_KINDS = ("agent", "infra", "user_sim", "judge", "harness", "unscored")
+
+
+def counts_for_rate(kind: str | None) -> bool:
+    """THE counting rule for the analysis, on a failure kind (None: no failure recorded).
+
+    Delegates to ``toolzoo.core.counts_for_rate`` so that reports, ``toolzoo analyze`` and the
+    runner can never disagree: only successes and ``agent`` failures count; ``infra``,
+    ``user_sim``, ``judge``, ``harness`` and unscored episodes are excluded whatever their
+    ``success`` flag says.
+    """
+    if kind == "unscored":
+        return False
+    pred = getattr(core, "counts_for_rate", None)
+    if pred is None:  # an older core: the same rule, spelled out
+        return kind is None or kind == "agent"
+    return bool(pred(core.Outcome(success=kind is None, failure=kind)))
+
+
+def counted_kinds(kinds: np.ndarray) -> np.ndarray:
+    """``counts_for_rate`` elementwise over an object array of kinds (one call per distinct kind)."""
+    kinds = np.asarray(kinds, dtype=object)
+    out = np.zeros(kinds.shape[0], bool)
+    for k in set(kinds.tolist()):
+        out[kinds == k] = counts_for_rate(k)
+    return out
 
 
 @dataclass(frozen=True)
@@ -42,9 +68,10 @@ class Episodes:
     length: np.ndarray  # int
     trial: np.ndarray  # int
     success: np.ndarray  # bool
-    failure: np.ndarray  # object: None | "agent" | "infra" | "user_sim" | "judge" | "unscored"
+    failure: np.ndarray  # object: None | "agent" | "infra" | "user_sim" | "judge" | "harness" | "unscored"
     first_failed: np.ndarray  # int, -1 when unknown / no failure
     completed: np.ndarray  # int, subtasks completed in order before the first failure
+    family: np.ndarray | None = None  # object (str): task family (template chain); None = each task its own
 
     def __len__(self) -> int:
         return int(self.length.shape[0])
@@ -61,6 +88,7 @@ class Episodes:
         failure: Sequence[str | None] | None = None,
         completed: Sequence[int] | np.ndarray | None = None,
         domain: Sequence[str] | None = None,
+        family: Sequence[str] | None = None,
     ) -> Episodes:
         """Build from in-memory arrays (simulations). Defaults: every episode is its own task,
         trial 0, failures are the agent's, ``first_failed`` unknown (endpoint-only)."""
@@ -93,6 +121,7 @@ class Episodes:
             failure=fail,
             first_failed=ff,
             completed=np.zeros(n, np.int64) if completed is None else np.asarray(completed, np.int64),
+            family=None if family is None else np.array([str(f) for f in family], dtype=object),
         )
 
     @classmethod
@@ -103,7 +132,9 @@ class Episodes:
         if np.any(length < 1):
             raise ValueError("task lengths must be >= 1")
         fail = kw["failure"].copy()
-        fail[success] = None
+        # A success has no failure kind, except an excluded kind (a judge that could not decide
+        # keeps the verifiable verdict in ``success``): that one stays excluded from rates.
+        fail[success & ((fail == None) | (fail == "agent"))] = None  # noqa: E711 (elementwise)
         fail[(~success) & (fail == None)] = "agent"  # noqa: E711 (elementwise on object arrays)
         ff = np.where(success, -1, kw["first_failed"])
         ff = np.where(ff >= length, length - 1, ff)
@@ -116,17 +147,17 @@ class Episodes:
         for t in trajectories:
             o = t.outcome
             rows.append((
-                t.task.id, t.task.domain, t.task.length, t.trial,
+                t.task.id, t.task.domain, t.task.length, t.trial, family_of(t.task),
                 bool(o.success) if o else False,
-                ("unscored" if o is None else o.failure),
+                ("unscored" if o is None else (None if o.failure is None else str(o.failure))),
                 -1 if o is None or o.first_failed is None else o.first_failed,
                 0 if o is None else o.subtasks_completed,
             ))
         if not rows:
             raise ValueError("no trajectories")
-        tid, dom, ln, tr, su, fa, ff, co = zip(*rows)
+        tid, dom, ln, tr, fam, su, fa, ff, co = zip(*rows)
         return cls.from_arrays(ln, su, np.asarray(ff), task=tid, trial=tr, failure=fa,
-                               completed=co, domain=dom)
+                               completed=co, domain=dom, family=fam)
 
     def subset(self, mask: np.ndarray) -> Episodes:
         return Episodes(
@@ -134,15 +165,29 @@ class Episodes:
             length=self.length[mask], trial=self.trial[mask], success=self.success[mask],
             failure=self.failure[mask], first_failed=self.first_failed[mask],
             completed=self.completed[mask],
+            family=None if self.family is None else self.family[mask],
         )
 
     @property
     def counted_mask(self) -> np.ndarray:
         """Episodes that count in rates: successes and agent failures."""
-        return (self.failure == None) | (self.failure == "agent")  # noqa: E711
+        return counted_kinds(self.failure)
 
     def counted(self) -> Episodes:
         return self.subset(self.counted_mask)
+
+
+def task_ids(eps: Episodes) -> np.ndarray:
+    """Each episode's task id as a string (codes mapped back through ``task_names``)."""
+    if eps.task_names:
+        return np.asarray(eps.task_names, dtype=object)[eps.task].astype(str)
+    return eps.task.astype(str)
+
+
+def family_of(task) -> str:
+    """A generated task's family: its domain and chain of goal templates (tasks built from the
+    same templates in the same order share most of their difficulty)."""
+    return f"{task.domain}:" + ">".join(s.template for s in task.subtasks)
 
 
 def load_run(run_dir: str | Path) -> Episodes:
@@ -177,7 +222,7 @@ def success_by_length(eps: Episodes, level: float = 0.95) -> list[LengthRow]:
 
 def failure_counts(eps: Episodes) -> dict[str, int]:
     """Episodes by what happened; ``counted`` is what the rates use."""
-    out = {"episodes": len(eps), "success": int(eps.success.sum())}
+    out = {"episodes": len(eps), "success": int((eps.success & eps.counted_mask).sum())}
     for k in FAILURE_KINDS:
         out[k] = int((eps.failure == k).sum())
     out["counted"] = out["success"] + out["agent"]

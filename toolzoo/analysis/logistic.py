@@ -1,7 +1,9 @@
 """METR-style logistic regression of endpoint success on log2(length).
 
-P(success | L) = expit(a + b log2 L); T50 = 2^(-a/b), T80 = 2^((logit 0.8 - a)/b). No penalty:
-METR's estimator is a plain maximum-likelihood fit, and a ridge would bias T50. Perfectly
+P(success | L) = expit(a + b log2 L); T50 = 2^(-a/b), T80 = 2^((logit 0.8 - a)/b). This is the
+unpenalised maximum-likelihood fit the run-folder report shows beside its hazard fits. METR's own
+estimator adds an L2 penalty on b and inverse-sqrt task weights: that one is
+``toolzoo.analysis.fit(table, model="logistic", l2=0.1, weights="invsqrt")`` (glm.py). Perfectly
 separated data (success below some length, failure above) has no finite MLE; that is reported
 as not identifiable instead of returning an arbitrary point.
 """

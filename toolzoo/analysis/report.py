@@ -12,8 +12,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+import numpy as np
+
 from toolzoo.analysis.analyze import RunAnalysis, analyze, t50_ratio
-from toolzoo.analysis.data import load_run
+from toolzoo.analysis.bootstrap import HierarchicalResampler
+from toolzoo.analysis.data import Episodes, load_run, task_ids
+from toolzoo.analysis.viewer import episode_payload, viewer_section
 from toolzoo.analysis.plots import log_survival, pass_k_plot, success_vs_length
 
 
@@ -46,7 +50,8 @@ def _ci(ci: Any) -> str:
     return f"[{_fmt(lo)}, {'∞' if hi is None else _fmt(hi)}]"
 
 
-def _html(runs: list[RunAnalysis], images: dict[str, Path], ratios: list[dict[str, Any]]) -> str:
+def _html(runs: list[RunAnalysis], images: dict[str, Path], ratios: list[dict[str, Any]],
+          episodes: list[dict[str, Any]] | None = None) -> str:
     e = html.escape
     rows = []
     for r in runs:
@@ -54,7 +59,7 @@ def _html(runs: list[RunAnalysis], images: dict[str, Path], ratios: list[dict[st
         pk = ", ".join(f"{v:.3f}" for v in r.pass_k.overall.pass_hat)
         rows.append(
             f"<tr><td>{e(r.name)}</td><td>{_fmt(hl['t50'])}</td><td>{_ci(hl['ci'])}</td>"
-            f"<td>{_ci(hl['ci_bootstrap'])}</td><td>{hl['model']}</td><td>{_fmt(hl['kappa'])}</td>"
+            f"<td>{_ci(hl['ci_profile'])}</td><td>{hl['model']}</td><td>{_fmt(hl['kappa'])}</td>"
             f"<td>{_fmt(hl['t80'])}</td><td>{_fmt(hl['lr_test_p'])}</td>"
             f"<td>{_fmt(r.logistic.t50)} / {_fmt(r.logistic.t80)}</td><td>{pk}</td>"
             f"<td>{r.failures['counted']} / {r.failures['excluded']}</td></tr>")
@@ -64,7 +69,7 @@ def _html(runs: list[RunAnalysis], images: dict[str, Path], ratios: list[dict[st
                        f"<td>{x.rate:.3f}</td><td>{_ci(x.ci)}</td></tr>" for x in r.by_length)
         fails = ", ".join(f"{k}: {v}" for k, v in r.failures.items())
         length_tables.append(
-            f"<h3>{e(r.name)}</h3><p>Episodes — {e(fails)}</p><table><tr><th>length</th><th>n</th>"
+            f"<h3>{e(r.name)}</h3><p>Episodes — {e(fails)}</p><table><tr><th>length (subtasks)</th><th>n</th>"
             f"<th>successes</th><th>rate</th><th>95% CI</th></tr>{body}</table>")
     ratio_rows = "".join(
         f"<tr><td>{e(x['run'])} / {e(x['base'])}</td><td>{_fmt(x['ratio'])}</td><td>{_ci(x['ci'])}</td></tr>"
@@ -77,15 +82,18 @@ def _html(runs: list[RunAnalysis], images: dict[str, Path], ratios: list[dict[st
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}img{{max-width:100%}}</style></head><body>
 <h1>Half-life report</h1>
 <p>T50: task length (subtasks) at which success falls to 50%. Model chosen by a likelihood-ratio
-test of constant hazard against Weibull (Weibull when p &lt; 0.05). CI: profile likelihood;
-bootstrap: hierarchical (tasks within length, then trials). Infra, user-simulator and judge
-failures are excluded from every rate.</p>
-<table><tr><th>run</th><th>T50</th><th>95% CI</th><th>bootstrap CI</th><th>model</th><th>κ</th>
-<th>T80</th><th>LR p</th><th>logistic T50 / T80</th><th>pass^k (k=1..)</th><th>counted / excluded</th></tr>
+test of constant hazard against Weibull (Weibull when p &lt; 0.05). <b>95% CI</b>: cluster bootstrap
+over task families (template chains), with tasks and trials kept in their family, so it accounts
+for tasks differing in difficulty; replicates are shared by all runs, so ratios are paired.
+<b>Profile CI</b>: profile likelihood, which assumes independent episodes (too narrow when tasks
+differ). Infra, user-simulator, judge and harness failures are excluded from every rate.</p>
+<table><tr><th>run</th><th>T50 (subtasks)</th><th>95% CI (clustered)</th><th>profile CI (independent episodes)</th><th>model</th><th>κ</th>
+<th>T80 (subtasks)</th><th>LR p</th><th>logistic T50 / T80 (subtasks)</th><th>pass^k (k=1..)</th><th>counted / excluded</th></tr>
 {''.join(rows)}</table>
-{'<h2>T50 ratios</h2><table><tr><th>ratio</th><th>value</th><th>bootstrap 95% CI</th></tr>' + ratio_rows + '</table>' if ratios else ''}
+{'<h2>T50 ratios</h2><table><tr><th>ratio</th><th>value</th><th>paired bootstrap 95% CI</th></tr>' + ratio_rows + '</table>' if ratios else ''}
 {imgs}
 <h2>Success by length</h2>{''.join(length_tables)}
+{viewer_section(episodes or [])}
 </body></html>"""
 
 
@@ -105,7 +113,10 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None, log_scale: b
     names = [p.name or str(p) for p in run_dirs]
     if len(set(names)) < len(names):
         names = [str(p) for p in run_dirs]
-    runs = [analyze(load_run(p), name=n, reps=reps, seed=seed) for p, n in zip(run_dirs, names)]
+    loaded = [load_run(p) for p in run_dirs]
+    shared = paired_replicates(loaded, names, reps, seed)
+    runs = [analyze(eps, name=n, reps=reps, seed=seed, replicates=rep)
+            for eps, n, rep in zip(loaded, names, shared)]
     ratios = [t50_ratio(runs[0], r) for r in runs[1:]]
     images = {
         "success_vs_length": success_vs_length(runs, out / "success_vs_length.png", log_scale),
@@ -113,7 +124,7 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None, log_scale: b
         "pass_k": pass_k_plot(runs, out / "pass_k.png"),
     }
     report = out / "report.html"
-    report.write_text(_html(runs, images, ratios))
+    report.write_text(_html(runs, images, ratios, _episodes(run_dirs, names)), encoding="utf-8")
     written: dict[str, Any] = {}
     for i, (p, r) in enumerate(zip(run_dirs, runs)):
         hl = r.half_life()
@@ -128,6 +139,40 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None, log_scale: b
             "html": str(report), "plots": {k: str(v) for k, v in images.items()}}
 
 
+def paired_replicates(runs: list[Episodes], names: list[str], reps: int, seed: int
+                      ) -> list[np.ndarray | None]:
+    """One family -> (task, trial) draw per replicate for all runs together, sliced per run:
+    runs that share families get paired replicates (``bootstrap.HierarchicalResampler``)."""
+    if reps <= 0:
+        return [None] * len(runs)
+    counted = [e.counted() for e in runs]
+    if not sum(len(c) for c in counted):
+        return [None] * len(runs)
+    fam = np.concatenate([(c.family if c.family is not None else c.task).astype(str) for c in counted])
+    task = np.concatenate([task_ids(c) for c in counted])
+    who = np.concatenate([np.full(len(c), i) for i, c in enumerate(counted)])
+    cell = np.char.add(np.char.add(who.astype(str), "\x1f"), task)
+    rs = HierarchicalResampler(fam, task, cell)
+    M = rs.draw(np.random.default_rng(seed), reps)
+    out, start = [], 0
+    for c in counted:
+        out.append(M[:, start:start + len(c)])
+        start += len(c)
+    return out
+
+
+def _episodes(run_dirs: list[Path], names: list[str]) -> list[dict[str, Any]]:
+    """Viewer payloads of every trajectory of the runs (``viewer.episode_payload``)."""
+    from toolzoo.core import Trajectory
+
+    out = []
+    for p, n in zip(run_dirs, names):
+        for line in (p / "trajectories.jsonl").read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                out.append(episode_payload(Trajectory.model_validate_json(line), run=n))
+    return out
+
+
 def report_command(run_dirs: list[str], out: str | None, log_scale: bool) -> int:
     """CLI entry: write the report and print one row per run. Returns the exit code."""
     console = Console(width=160) if not Console().is_terminal else Console()
@@ -136,8 +181,8 @@ def report_command(run_dirs: list[str], out: str | None, log_scale: bool) -> int
     except (FileNotFoundError, ValueError) as exc:
         console.print(f"[red]report failed:[/red] {exc}")
         return 1
-    table = Table(title="Half-life")
-    for col in ("run", "T50", "95% CI", "model", "κ", "T80", "LR p", "pass^k (k=1..)"):
+    table = Table(title="Half-life (lengths in subtasks; CI: clustered bootstrap)")
+    for col in ("run", "T50 (subtasks)", "95% CI", "model", "κ", "T80 (subtasks)", "LR p", "pass^k (k=1..)"):
         table.add_column(col, justify="right", no_wrap=col != "run")
     for run, blocks in res["runs"].items():
         hl = blocks["half_life"]
