@@ -65,6 +65,18 @@ class SourceMap:
 
     file: str
     lines: dict[Path_, int] = field(default_factory=dict)
+    # Scalar values: (line where the value starts, YAML style: None plain, '|' literal, ...), so
+    # a problem inside a multi-line text (a CEL expression) can name its own line.
+    scalars: dict[Path_, tuple[int, str | None]] = field(default_factory=dict)
+
+    def line_in_value(self, path: Path_, line_in_text: int) -> int | None:
+        """The file line of line ``line_in_text`` (1-based) of the text value at ``path``."""
+        start, style = self.scalars.get(tuple(path), (None, None))
+        if start is None:
+            return self.line_of(path)
+        if style == "|":  # a literal block starts on the line after its indicator
+            return start + line_in_text
+        return start  # folded and flow scalars join their lines: the value's first line
 
     def line_of(self, path: Path_) -> int | None:
         # Fall back to the nearest enclosing node that has a line.
@@ -91,20 +103,42 @@ class Problems:
             raise LoadError(self.items)
 
 
-def _construct(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> Any:
+# YAML 1.1 reads these plain keys as booleans; as keys they are always meant as names (YAML 1.2
+# reads them as text), e.g. a field called `on` or `yes`.
+_BOOL_WORDS = {"y", "yes", "n", "no", "on", "off"}
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _construct(node: yaml.Node, path: Path_, lines: dict[Path_, int], scalars: dict[Path_, tuple[int, str | None]] | None = None) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
+        merged: list[yaml.MappingNode] = []
         for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node)) if not isinstance(key_node, yaml.ScalarNode) else \
-                _scalar(key_node)
+            if key_node.tag == _MERGE_TAG:  # `<<: *anchor` or `<<: [*a, *b]`
+                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                if not all(isinstance(m, yaml.MappingNode) for m in sources):
+                    raise yaml.MarkedYAMLError(problem="a merge key `<<` takes a mapping or a list of mappings",
+                                               problem_mark=value_node.start_mark)
+                merged.extend(sources)
+                continue
+            if isinstance(key_node, yaml.ScalarNode):
+                key = key_node.value if (key_node.tag == "tag:yaml.org,2002:bool" and key_node.style is None
+                                         and key_node.value.lower() in _BOOL_WORDS) else _scalar(key_node)
+            else:
+                key = yaml.safe_load(yaml.serialize(key_node))
             if key in out:
                 raise yaml.MarkedYAMLError(problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark)
-            out[key] = _construct(value_node, path + (key,), lines)
+            out[key] = _construct(value_node, path + (key,), lines, scalars)
             lines[path + (key,)] = key_node.start_mark.line + 1
+        for source in merged:  # explicit keys win; among merged mappings the first wins (YAML spec)
+            for key, value in _construct(source, path, {}, None).items():
+                out.setdefault(key, value)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(child, path + (i,), lines) for i, child in enumerate(node.value)]
+        return [_construct(child, path + (i,), lines, scalars) for i, child in enumerate(node.value)]
+    if scalars is not None:
+        scalars[path] = (node.start_mark.line + 1, node.style)
     return _scalar(node)
 
 
@@ -125,7 +159,7 @@ def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     source = SourceMap(file)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = {} if node is None else _construct(node, (), source.lines)
+        data = {} if node is None else _construct(node, (), source.lines, source.scalars)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -149,7 +183,10 @@ def validate_model(model: type[M], data: Any, source: SourceMap) -> M:
             if (loc, err["msg"]) in seen:
                 continue
             seen.add((loc, err["msg"]))
-            problems.add(loc, err["msg"])
+            msg = err["msg"]
+            if err.get("type") == "string_type" and isinstance(err.get("input"), bool):
+                msg += " (YAML 1.1 reads a bare yes/no/on/off/true/false as a boolean: quote it, e.g. 'on')"
+            problems.add(loc, msg)
         problems.raise_if_any()
         raise
 

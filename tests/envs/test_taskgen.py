@@ -95,3 +95,74 @@ def test_oracle_solves_code_workspace_tasks_lengths_1_to_16():
         task = gen.generate(length, length)
         traj = play(task, OracleAgent())
         assert traj.outcome.success, (task.id, traj.outcome.reason)
+
+
+# --- loud validation (issue 13 item 9) ---------------------------------------------------------
+
+def _retail_with(tmp_path, old: str, new: str, name: str = "typo.yaml"):
+    from toolzoo.tools.zoo import ZOO_DIR
+
+    text = (ZOO_DIR / "retail_orders.yaml").read_text()
+    assert old in text
+    path = tmp_path / name
+    path.write_text(text.replace(old, new))
+    return path, text
+
+
+# A typo no load-time check can see: the enum value of a write deep in cancel_order's effects,
+# behind a condition on the arguments (a constant `'canceled'` is caught at load: constant values
+# are checked against the field's schema).
+CANCEL_TYPO = ("""field: status, value: "'cancelled'"}""", """field: status, value: "args.order_id != '' ? 'canceled' : 'cancelled'"}""")
+
+
+def test_solution_that_errors_with_bindings_held_names_template_and_step(tmp_path):
+    from toolzoo.envs.taskgen import TaskGenerationError, TemplateError
+    from toolzoo.tools.loader import load_domain
+
+    path, text = _retail_with(tmp_path, *CANCEL_TYPO)
+    gen = TaskGenerator(load_domain(path), GeneratorOptions(templates=["cancel"]))
+    with pytest.raises(TemplateError) as info:
+        gen.generate(0, 1)
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if l.strip() == "- id: cancel")
+    msg = str(info.value)
+    assert f"typo.yaml:{line} subtasks[2]" in msg and "'cancel'" in msg
+    assert "solution[0] cancel_order(order_id=" in msg and "canceled" in msg and "seed 0" in msg
+    # Not a TaskGenerationError: callers that skip ungeneratable lengths cannot swallow it.
+    assert not isinstance(info.value, TaskGenerationError)
+
+
+def test_require_refusal_is_not_applicable_not_an_error():
+    # upgrade_owner's customer may already be gold: upgrade_customer's `require` refuses, and the
+    # generator moves on to another template rather than failing.
+    gen = TaskGenerator(get_domain("retail_orders"), GeneratorOptions(templates=["status_of", "upgrade_owner"], chain=True))
+    kinds = {s.template for seed in range(6) for s in gen.generate(seed, 6).subtasks}
+    assert kinds == {"status_of", "upgrade_owner"}
+
+
+def test_zoo_validate_fails_on_deep_typo_and_deep_reports_never_generating(tmp_path):
+    import subprocess
+    import sys
+
+    path, _ = _retail_with(tmp_path, *CANCEL_TYPO)
+    out = subprocess.run([sys.executable, "-m", "toolzoo.cli", "zoo", "validate", str(path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    errors = [l for l in out.stderr.splitlines() if l.startswith("error")]
+    assert errors and all("[template_error]" in l for l in errors), out.stderr
+    assert any("typo.yaml:" in l and "'cancel'" in l and "solution[0] cancel_order" in l for l in errors)
+    # A template whose bindings never hold is reported by --deep only.
+    never, _ = _retail_with(tmp_path, "state.orders[k].status == 'placed'))\"}\n    ask: \"Cancel",
+                            "state.orders[k].status == 'placed' && k == 'no such order'))\"}\n    ask: \"Cancel",
+                            "never.yaml")  # (`status == 'lost'` is caught at load: outside the enum)
+    plain = subprocess.run([sys.executable, "-m", "toolzoo.cli", "zoo", "validate", str(never)], capture_output=True, text=True)
+    assert plain.returncode == 0, plain.stderr
+    deep = subprocess.run([sys.executable, "-m", "toolzoo.cli", "zoo", "validate", "--deep", "--seeds", "3", str(never)],
+                          capture_output=True, text=True)
+    assert deep.returncode == 1 and "[never_generates]" in deep.stderr and "'cancel'" in deep.stderr, deep.stderr
+
+
+@pytest.mark.parametrize("name", EFFECT_DOMAINS)
+def test_builtin_domains_pass_deep_validation(name):
+    from toolzoo.synth.validate import template_check
+
+    assert template_check(get_domain(name), range(3)) == []

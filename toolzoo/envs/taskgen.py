@@ -3,7 +3,11 @@
 For each position the generator tries templates in a seeded order (``chain`` puts templates
 that bind to ``prev`` first), binds their variables against the *current* state, replays the
 reference solution on that state, and keeps the first template whose bindings resolve and
-whose solution runs without a tool error. The replay yields the expected answers, the
+whose solution runs. A template whose bindings resolve is expected to work: a solution step
+refused by a tool's ``require`` means "not applicable here" (the next template is tried), but
+any other failure (a CEL runtime error, a write that breaks a schema, bad arguments, an answer
+that does not evaluate) is a bug in the template or its tools and raises :class:`TemplateError`
+naming the template's file:line and the failing step. The replay yields the expected answers, the
 per-subtask checkpoint hashes and the expected final state, so every label is what the
 reference trace really produces. Same (domain, seed, length, options) -> same task.
 """
@@ -15,11 +19,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from toolzoo.config import LoadError, parse_yaml, read_text
 from toolzoo.core import Step, SubtaskInstance, Task
 from toolzoo.tools.cel import CelError, Expr
 from toolzoo.tools.loader import CompiledSubtask, Domain
-from toolzoo.tools.runtime import DomainRuntime
+from toolzoo.tools.runtime import CallFailure, DomainRuntime
 from toolzoo.tools.state import PICK_RNG, State, seed_state
+from toolzoo.rubrics.answers import with_answer_instructions
 
 _CHATTER = [
     "By the way, the weather has been lovely this week.",
@@ -32,6 +38,33 @@ _CHATTER = [
 
 class TaskGenerationError(Exception):
     """No template could be placed at some position (the domain cannot make a task this long)."""
+
+
+class TemplateError(Exception):
+    """A template's bindings held but its reference solution (or ask, or answer) failed: a bug
+    in the domain, never skipped silently. Not a :class:`TaskGenerationError` on purpose, so
+    callers that skip ungeneratable (domain, seed, length) combinations do not hide it."""
+
+    def __init__(self, domain: Domain, template: CompiledSubtask, what: str, seed: int | None = None):
+        self.domain_name, self.template_id, self.what, self.seed = domain.name, template.spec.id, what, seed
+        self.location = template_location(domain, template)
+        super().__init__(f"{self.location} (template {template.spec.id!r}): {what}"
+                         + (f" (seed {seed})" if seed is not None else ""))
+
+
+def template_location(domain: Domain, template: CompiledSubtask) -> str:
+    """``file:line subtasks[i]`` of a template (the file is re-read only on this error path)."""
+    index = next((i for i, s in enumerate(domain.spec.subtasks) if s is template.spec), None)
+    where = f"subtasks[{index}]" if index is not None else "subtasks"
+    file = domain.path or f"<{domain.name}>"
+    line = None
+    if domain.path and index is not None:
+        try:
+            _, source = parse_yaml(read_text(domain.path), domain.path)
+            line = source.line_of(("subtasks", index))
+        except (OSError, LoadError):
+            line = None
+    return f"{file}:{line} {where}" if line else f"{file} {where}"
 
 
 class GeneratorOptions(BaseModel):
@@ -61,7 +94,12 @@ class TaskGenerator:
         subtasks: list[SubtaskInstance] = []
         prev: dict[str, Any] | None = None
         for position in range(length):
-            placed = self._place(runtime, rng, prev)
+            try:
+                placed = self._place(runtime, rng, prev)
+            except TemplateError as exc:
+                exc.seed = seed
+                exc.args = (f"{exc} (seed {seed}, length {length}, position {position})",)
+                raise
             if placed is None:
                 raise TaskGenerationError(
                     f"{self.domain.name}: no goal template fits at position {position} (seed {seed}, length {length})")
@@ -78,7 +116,9 @@ class TaskGenerator:
             domain=self.domain.name, seed=seed, length=length, subtasks=subtasks,
             initial_hash=initial_hash, expected_final_hash=state.hash(),
             touched={c: sorted(keys) for c, keys in touched.items()},
-            expected_final=expected, system_prompt=self.domain.spec.system_prompt,
+            expected_final=expected,
+            system_prompt=with_answer_instructions(self.domain.spec.system_prompt, self.domain.name,
+                                                   asks=any(s.answer is not None for s in subtasks)),
         )
         if self.options.distractors:
             task.distractors = [rng.choice(_CHATTER) for _ in range(self.options.distractors)]
@@ -95,38 +135,58 @@ class TaskGenerator:
         for template in self._order(rng, prev):
             if template.spec.uses_prev and prev is None:
                 continue
-            instance = self._try(template, runtime, rng, prev)
+            instance = self.try_template(template, runtime, rng, prev)
             if instance is not None:
                 return instance
         return None
 
-    def _try(self, template: CompiledSubtask, runtime: DomainRuntime, rng: random.Random,
+    def try_template(self, template: CompiledSubtask, runtime: DomainRuntime, rng: random.Random,
              prev: dict[str, Any] | None) -> SubtaskInstance | None:
+        """Place ``template`` on the current state: the instance, or None when it does not apply
+        here (bindings unsatisfiable, or a solution step refused by a ``require``). Raises
+        :class:`TemplateError` when its bindings hold and anything else fails."""
         state = runtime.state
         before = state.snapshot()
         token = PICK_RNG.set(rng)
         try:
-            bind = bind_variables(template.bind, state, prev)
+            try:
+                bind = bind_variables(template.bind, state, prev)
+            except CelError:
+                return None
             if bind is None:
                 return None
             ctx = state.cel_context(prev=prev or {}, **bind)
-            ask = template.ask.render(ctx)
-            steps = [Step(tool=tool, args=_eval_args(args, ctx)) for tool, args in template.solution]
-        except CelError:
-            return None
+            try:
+                ask = template.ask.render(ctx)
+            except CelError as exc:
+                raise TemplateError(self.domain, template, f"ask does not render with bindings {bind}: {exc}") from None
+            steps = []
+            for j, (tool, args) in enumerate(template.solution):
+                try:
+                    steps.append(Step(tool=tool, args=_eval_args(args, ctx)))
+                except CelError as exc:
+                    raise TemplateError(self.domain, template,
+                                        f"solution[{j}] ({tool}): arguments do not evaluate with bindings {bind}: "
+                                        f"{exc}") from None
         finally:
             PICK_RNG.reset(token)
-        for step in steps:
-            if runtime.call_sync(step.tool, step.args).is_error:
+        for j, step in enumerate(steps):
+            result = runtime.call_sync(step.tool, step.args)
+            if result.is_error:
                 state.restore(before)
-                return None
+                if getattr(runtime, "last_failure", CallFailure.ERROR) is CallFailure.REQUIREMENT:
+                    return None  # the tool's own precondition: this template does not apply here
+                raise TemplateError(self.domain, template,
+                                    f"solution[{j}] {step.tool}({_args_text(step.args)}) failed with bindings "
+                                    f"{bind}: {result.content}")
         answer = None
         if template.answer is not None:
             try:
                 answer = template.answer.eval(state.cel_context(prev=prev or {}, **bind))
-            except CelError:
+            except CelError as exc:
                 state.restore(before)
-                return None
+                raise TemplateError(self.domain, template,
+                                    f"answer does not evaluate after the solution (bindings {bind}): {exc}") from None
         touched = diff_keys(before, state.data)
         if answer is None and not touched:  # nothing a judge could check: not a usable goal here
             state.restore(before)
@@ -134,6 +194,10 @@ class TaskGenerator:
         expected = {c: {k: state.data[c].get(k) for k in keys} for c, keys in touched.items()}
         return SubtaskInstance(template=template.spec.id, bind=bind, ask=ask, solution=steps, answer=answer,
                                checkpoint_hash=state.hash(), touched=touched, expected=expected)
+
+
+def _args_text(args: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in args.items())
 
 
 def task_id(domain: str, seed: int, length: int, chain: bool = False) -> str:

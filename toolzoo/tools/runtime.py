@@ -7,21 +7,26 @@ runtime error, an effect that would break a record schema) is a :class:`ToolResu
 
 from __future__ import annotations
 
+import enum
 import inspect
 import json
 from typing import Any, Awaitable, Callable
 
 from toolzoo.core import ToolResult, ToolSpecView
 from toolzoo.tools.cel import CelError
-from toolzoo.tools.loader import CompiledEffect, CompiledTool, Domain
+from toolzoo.tools.effects import RequirementFailed, ToolError, run_effects  # noqa: F401 (re-exported)
+from toolzoo.tools.loader import CompiledTool, Domain
 from toolzoo.tools.state import State, canonical_json
 
 # A simulated tool's executor: (tool spec, args, runtime) -> result (raise ToolError to fail).
 Simulator = Callable[[Any, dict[str, Any], "DomainRuntime"], Awaitable[Any]]
 
 
-class ToolError(Exception):
-    """A tool call failed in a way the agent should see (becomes an MCP tool error)."""
+class CallFailure(enum.Enum):
+    """Why the last ``call_sync`` failed (``DomainRuntime.last_failure``)."""
+
+    REQUIREMENT = "requirement"  # a require effect was false
+    ERROR = "error"  # anything else: bad arguments, CEL runtime error, invalid write, impl exception
 
 
 class DomainRuntime:
@@ -29,12 +34,16 @@ class DomainRuntime:
         self.domain = domain
         self.state = state
         self.simulator = simulator
+        self.last_failure: CallFailure | None = None  # set by every call_sync
 
     def tool_views(self) -> list[ToolSpecView]:
-        return [
-            ToolSpecView(name=t.spec.name, description=t.spec.description, parameters=t.spec.parameters)
-            for t in self.domain.tools.values()
-        ]
+        views = self.domain.__dict__.get("_tool_views")  # made once per domain, shared by episodes
+        if views is None:
+            views = self.domain.__dict__["_tool_views"] = [
+                ToolSpecView(name=t.spec.name, description=t.spec.description, parameters=t.spec.parameters)
+                for t in self.domain.tools.values()
+            ]
+        return list(views)
 
     async def call(self, name: str, args: Any) -> ToolResult:
         tool = self.domain.tools.get(name)
@@ -52,6 +61,7 @@ class DomainRuntime:
 
     def call_sync(self, name: str, args: Any) -> ToolResult:
         """Execute a non-simulated tool. Synchronous: effects are CPU-only."""
+        self.last_failure = CallFailure.ERROR  # until the call succeeds or a require refuses it
         tool = self.domain.tools.get(name)
         if tool is None:
             return _error(name, f"unknown tool {name!r} (available: {', '.join(self.domain.tools)})")
@@ -71,9 +81,12 @@ class DomainRuntime:
                 json.dumps(result, default=str)
             else:
                 result = self._run_effects(tool, args, undo)
+            self.last_failure = None
             return _ok(name, result)
         except (ToolError, CelError) as exc:
             self._rollback(undo, before)
+            if isinstance(exc, RequirementFailed):
+                self.last_failure = CallFailure.REQUIREMENT
             return _error(name, f"{name}: {exc}")
         except Exception as exc:  # an impl's own bug is still the tool's error, not a crash
             self._rollback(undo, before)
@@ -90,66 +103,7 @@ class DomainRuntime:
                 self.state.put(collection, key, old)
 
     def _run_effects(self, tool: CompiledTool, args: dict[str, Any], undo: list) -> Any:
-        result: Any = None
-        state = self.state
-        ctx = state.cel_context(args=args)
-        version = state.version
-        for i, eff in enumerate(tool.effects):
-            if state.version != version:  # a write happened: later effects see the new state
-                ctx, version = state.cel_context(args=args), state.version
-            where = f"effects[{i}].{eff.kind}"
-            if eff.kind == "require":
-                ok = eff.expr.eval(ctx)
-                if ok is not True:
-                    if eff.error is not None:
-                        raise ToolError(eff.error.render(ctx))
-                    raise ToolError(f"requirement failed: {eff.expr.source}")
-            elif eff.kind == "return":
-                result = eff.expr.eval(ctx)
-            elif eff.kind == "set":
-                key = self._key(eff, ctx, where, must_exist=True)
-                value = eff.value.eval(ctx)
-                record = dict(state.data[eff.collection][key])
-                record[eff.field] = value
-                self._check_record(eff.collection, record, where)
-                undo.append((eff.collection, key, state.data[eff.collection][key]))
-                state.put(eff.collection, key, record)
-            elif eff.kind == "insert":
-                record = eff.expr.eval(ctx)
-                if not isinstance(record, dict):
-                    raise ToolError(f"{where}: record must be a map, got {type(record).__name__}")
-                key_field = state.keys[eff.collection]
-                if key_field not in record:
-                    raise ToolError(f"{where}: record has no key field {key_field!r}")
-                key = str(record[key_field])
-                if key in state.data[eff.collection]:
-                    raise ToolError(f"{eff.collection} {key!r} already exists")
-                self._check_record(eff.collection, record, where)
-                undo.append((eff.collection, key, None))
-                state.put(eff.collection, key, record)
-            elif eff.kind == "delete":
-                key = self._key(eff, ctx, where, must_exist=True)
-                undo.append((eff.collection, key, state.data[eff.collection][key]))
-                state.delete(eff.collection, key)
-        return result
-
-    def _key(self, eff: CompiledEffect, ctx: Any, where: str, must_exist: bool) -> str:
-        key = eff.key.eval(ctx)
-        if not isinstance(key, (str, int)):
-            raise ToolError(f"{where}: key must be text, got {type(key).__name__}")
-        key = str(key)
-        if must_exist and key not in self.state.data[eff.collection]:
-            raise ToolError(f"no {eff.collection} record {key!r}")
-        return key
-
-    def _check_record(self, collection: str, record: dict[str, Any], where: str) -> None:
-        validator = self.domain.record_validators.get(collection)
-        if validator is None:
-            return
-        err = next(iter(validator.iter_errors(record)), None)
-        if err is not None:
-            field = ".".join(str(p) for p in err.absolute_path) or "record"
-            raise ToolError(f"{where}: {collection} {field}: {err.message}")
+        return run_effects(self.state, self.domain.record_validators, tool.spec.name, tool.lets, tool.effects, args, undo)
 
 
 def _coerce_integers(tool: CompiledTool, args: Any) -> Any:

@@ -21,8 +21,12 @@ Consistency rules (enforced here, not left to the model):
 * **Failures.** With probability ``failure_rate`` (from a ``random.Random(seed)``, drawn once
   per call before anything else, so a seed fixes which calls fail) the call fails with a
   transient tool error and changes nothing: controlled stochasticity, as in Kimi K2. A reply
-  that is not valid structured output, an endpoint failure, or a model-declared ``error``
-  also becomes a tool error the agent sees; the episode never crashes on the model's output.
+  that is not valid structured output or a model-declared ``error`` also becomes a tool error
+  the agent sees; the episode never crashes on the model's output.
+* **Endpoint down.** When the world model's endpoint cannot be reached (after the client's
+  retries) the call raises :class:`~toolzoo.core.InfraError`: the episode is ``infra``, not
+  an agent-visible tool error. Time spent waiting for the endpoint is harness time
+  (:mod:`toolzoo.clock`), so it never runs down the agent's time limit.
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolzoo.core import Message
-from toolzoo.llm import LLMClient, LLMConfig, LLMError
+from toolzoo.clock import harness_section
+from toolzoo.core import InfraError, Message
+from toolzoo.llm import LLMClient, LLMConfig, LLMError, LLMRequestError, LLMUnavailable
 from toolzoo.tools.runtime import DomainRuntime, Simulator, ToolError
 from toolzoo.tools.state import canonical_json
 
@@ -125,7 +130,8 @@ class LLMSimulator:
         self.history: list[CallRecord] = []
         self.max_history = history
         self.cache: dict[tuple[str, str], Any] = {}
-        self.stats = {"calls": 0, "model_calls": 0, "cache_hits": 0, "injected_failures": 0, "bad_outputs": 0}
+        self.stats = {"calls": 0, "model_calls": 0, "cache_hits": 0, "injected_failures": 0, "bad_outputs": 0,
+                      "endpoint_failures": 0}
 
     async def __call__(self, tool: Any, args: dict[str, Any], runtime: DomainRuntime) -> Any:
         self.stats["calls"] += 1
@@ -168,7 +174,12 @@ class LLMSimulator:
         ]
         self.stats["model_calls"] += 1
         try:
-            reply = await self.client.structured(messages, RESPONSE_SCHEMA, "tool_simulation")
+            with harness_section("simulator"):
+                reply = await self.client.structured(messages, RESPONSE_SCHEMA, "tool_simulation")
+        except (LLMUnavailable, LLMRequestError) as exc:  # the service itself is down or refuses: infra
+            self.stats["endpoint_failures"] += 1
+            raise InfraError(f"simulated tool {tool.name}: world model endpoint failed "
+                             f"({type(exc).__name__}: {str(exc)[:200]})") from None
         except LLMError as exc:
             self.stats["bad_outputs"] += 1
             raise ToolError(f"the simulated service failed ({type(exc).__name__}: {str(exc)[:200]})") from None

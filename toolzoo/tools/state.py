@@ -12,8 +12,9 @@ import random
 from contextvars import ContextVar
 from typing import Any
 
-from toolzoo.tools.cel import Env, new_context
+from toolzoo.tools.cel import ContextCache, Env
 
+from toolzoo.tools.cel_lib import FUNCTIONS as CEL_LIBRARY
 from toolzoo.tools.spec import DomainSpec, FieldGen
 
 Records = dict[str, dict[str, Any]]
@@ -51,17 +52,21 @@ def _pick(values: Any) -> Any:
     return rng.choice(values) if values else None
 
 
-CEL_FUNCTIONS = {"sorted": _sorted, "pick": _pick}
+# Every function an expression may call: the library (cel_lib.py) plus sorted and pick.
+CEL_FUNCTIONS = {**CEL_LIBRARY, "sorted": _sorted, "pick": _pick}
 
 
 class State:
     def __init__(self, collections: Snapshot, keys: dict[str, str] | None = None):
-        self._data: Snapshot = {name: dict(recs) for name, recs in collections.items()}
+        # Collections are shared with the caller's snapshot until this state first writes one
+        # (copy-on-write per collection, as records are per record): an unwritten collection
+        # costs nothing per state.
+        self._data: Snapshot = dict(collections)
+        self._owned: set[str] = set()
         self.keys = keys or {}
         self.version = 0
         self._coll_versions = {name: 0 for name in self._data}
         self._ctx: Any = None
-        self._synced: dict[str, int] = {}  # collection -> version the context holds
 
     # -- reads -----------------------------------------------------------------------------
     @property
@@ -82,6 +87,7 @@ class State:
             if self._data.get(name) != recs:
                 self._touch(name)
             self._data[name] = dict(recs)
+            self._owned.add(name)
 
     def hash(self) -> str:
         return state_hash(self._data)
@@ -93,16 +99,22 @@ class State:
     def set_field(self, collection: str, key: str, field: str, value: Any) -> None:
         record = dict(self._data[collection][key])
         record[field] = value
-        self._data[collection][key] = record
+        self._own(collection)[key] = record
         self._touch(collection)
 
     def put(self, collection: str, key: str, record: dict[str, Any]) -> None:
-        self._data[collection][key] = dict(record)
+        self._own(collection)[key] = dict(record)
         self._touch(collection)
 
     def delete(self, collection: str, key: str) -> None:
-        del self._data[collection][key]
+        del self._own(collection)[key]
         self._touch(collection)
+
+    def _own(self, collection: str) -> Records:
+        if collection not in self._owned:
+            self._data[collection] = dict(self._data[collection])
+            self._owned.add(collection)
+        return self._data[collection]
 
     def _touch(self, collection: str) -> None:
         self.version += 1
@@ -110,28 +122,75 @@ class State:
 
     # -- CEL --------------------------------------------------------------------------------
     def cel_context(self, **variables: Any) -> Env:
-        """An evaluation env: the state registered on a cached context (converted once per
-        state version), and ``variables`` for every other free name."""
+        """An evaluation env: records are read by key straight from the state; a collection an
+        expression uses whole is converted once per write of that collection (see cel.py)."""
         if self._ctx is None:
-            self._ctx = new_context(CEL_FUNCTIONS)
-        for name, records in self._data.items():
-            # Only collections written since the last sync are converted again.
-            if self._synced.get(name) != self._coll_versions[name]:
-                self._ctx.add_variable(f"state__{name}", records)  # top-level: not copied on access
-                self._synced[name] = self._coll_versions[name]
+            self._ctx = ContextCache(self._data, self._coll_versions.__getitem__)
         return Env(self._ctx, variables)
 
 
 def seed_state(spec: DomainSpec, seed: int) -> State:
-    """Deterministic initial state: same (domain, seed) -> same state; one RNG per collection."""
+    """Deterministic initial state: same (domain, seed) -> same state; one RNG per collection.
+
+    A collection holds its given records (fixtures; ``select`` draws a seed-dependent subset
+    and order from them), then its generated ones. Given records are shared, not copied:
+    records are never changed in place."""
+    keys = {name: c.key for name, c in spec.state.items()}
+    if (cached := _seeded.get(spec, seed)) is not None:
+        return State(cached, keys)  # records shared with every state of this (domain, seed)
     data: Snapshot = {name: {} for name in spec.state}
     for name, seed_spec in spec.seed.items():
-        rng = random.Random(f"{spec.domain}:{name}:{seed}")
         key_field = spec.state[name].key
+        for record in _selected(spec.domain, name, seed, seed_spec):
+            data[name][str(record[key_field])] = record
+        rng = random.Random(f"{spec.domain}:{name}:{seed}")
+        given = set(data[name])
         for i in range(seed_spec.count):
             record = {field: generate(gen, i, rng, data) for field, gen in seed_spec.fields.items()}
-            data[name][str(record[key_field])] = record
-    return State(data, {name: c.key for name, c in spec.state.items()})
+            key = str(record[key_field])
+            if key in given:
+                continue  # a given record wins (the loader reports such clashes on seed 0)
+            data[name][key] = record
+    _seeded.put(spec, seed, data)
+    return State(data, keys)
+
+
+class _SeededCache:
+    """Seeded records by (spec, seed), shared by the states made from them (copy-on-write):
+    episodes on the same seed skip generation and hold only their own changed records. Small
+    states only, and a bounded number of them."""
+
+    MAX_ENTRIES, MAX_RECORDS = 1024, 5000
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[int, int], tuple[DomainSpec, Snapshot]] = {}
+
+    def get(self, spec: DomainSpec, seed: int) -> Snapshot | None:
+        hit = self._entries.get((id(spec), seed))
+        return hit[1] if hit is not None and hit[0] is spec else None  # the spec itself, not a reused id
+
+    def put(self, spec: DomainSpec, seed: int, data: Snapshot) -> None:
+        if sum(len(r) for r in data.values()) > self.MAX_RECORDS:
+            return
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.pop(next(iter(self._entries)))  # the oldest
+        self._entries[(id(spec), seed)] = (spec, {name: dict(recs) for name, recs in data.items()})
+
+
+_seeded = _SeededCache()
+
+
+def _selected(domain: str, name: str, seed: int, seed_spec: Any) -> list[dict[str, Any]]:
+    given = seed_spec._given
+    select = seed_spec.select
+    if select is None or not given:
+        return given
+    rng = random.Random(f"{domain}:{name}:{seed}:select")
+    n = len(given) if select.count is None else min(select.count, len(given))
+    chosen = rng.sample(range(len(given)), n)
+    if not select.shuffle:
+        chosen.sort()
+    return [given[i] for i in chosen]
 
 
 def generate(gen: FieldGen, i: int, rng: random.Random, data: Snapshot) -> Any:
