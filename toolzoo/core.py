@@ -9,12 +9,37 @@ from __future__ import annotations
 
 import json
 import uuid
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Role = Literal["system", "user", "assistant", "tool"]
-FailureKind = Literal["agent", "infra", "user_sim", "judge"]
+
+
+class FailureKind(StrEnum):
+    """Who an unsuccessful episode is blamed on. Stored as the plain string (old run folders
+    load unchanged); compare with the members or the predicates below, never with literals.
+
+    * ``agent``: the policy was judged and fell short: the only failure a success rate counts.
+    * ``infra``: the sandbox, a tool server, an endpoint (after retries) or the harness's own
+      waiting ran out: says nothing about the policy.
+    * ``user_sim``: the user simulator failed or broke its role.
+    * ``judge``: a judge could not decide: excluded, whatever the verifiable check said.
+    * ``harness``: an unexpected exception in toolzoo itself (the traceback is in ``reason``).
+    """
+
+    AGENT = "agent"
+    INFRA = "infra"
+    USER_SIM = "user_sim"
+    JUDGE = "judge"
+    HARNESS = "harness"
+
+
+class InfraError(Exception):
+    """Raised by harness components (an endpoint behind a simulated tool, a sandbox) when the
+    failure is the infrastructure's: the episode driver makes it an ``infra`` outcome, never
+    an agent-visible tool error."""
 
 
 class _Model(BaseModel):
@@ -71,6 +96,9 @@ class Message(_Model):
     name: str | None = None
     tokens: TokenInfo | None = None
     usage: Usage | None = None
+    # assistant: tool calls it wrote that did not parse (each became a call answered with a tool
+    # error); None when the agent does not parse text (scripted, endpoint-parsed)
+    parse_errors: int | None = None
 
     def to_openai(self) -> dict[str, Any]:
         """The message as an OpenAI chat-completions request expects it."""
@@ -172,12 +200,78 @@ class Score(_Model):
 
 
 class Outcome(_Model):
+    """An episode's verdict. Frozen: judges and scorers return a new one (``model_copy``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
     success: bool
     reward: float = 0.0
     failure: FailureKind | None = None  # None when success; otherwise who failed
     reason: str = ""
     subtasks_completed: int = 0  # how many subtasks, in order, were done before the first failure
     first_failed: int | None = None  # 0-based index of the first failed subtask; None if none failed
+
+    # -- constructors: the one way each kind is built -------------------------------------------
+    @classmethod
+    def failed(cls, kind: FailureKind | str, reason: str = "", **fields: Any) -> Outcome:
+        """A failure of ``kind`` (never a success, reward 0 unless given)."""
+        return cls(success=False, failure=FailureKind(kind), reason=reason, **fields)
+
+    @classmethod
+    def infra(cls, reason: str) -> Outcome:
+        return cls.failed(FailureKind.INFRA, reason)
+
+    @classmethod
+    def user_sim(cls, reason: str) -> Outcome:
+        return cls.failed(FailureKind.USER_SIM, reason)
+
+    @classmethod
+    def judge_failed(cls, reason: str, verifiable: Outcome | None = None) -> Outcome:
+        """A judge could not decide. ``success`` and the subtask counts keep the verifiable
+        verdict for the record, but ``counts_for_rate`` excludes the episode whatever that
+        verdict was: no path can half-count it."""
+        kept = {"success": verifiable.success, "reward": verifiable.reward,
+                "subtasks_completed": verifiable.subtasks_completed,
+                "first_failed": verifiable.first_failed} if verifiable is not None else {"success": False}
+        return cls(failure=FailureKind.JUDGE, reason=reason, **kept)
+
+    @classmethod
+    def harness(cls, reason: str) -> Outcome:
+        return cls.failed(FailureKind.HARNESS, reason)
+
+    # -- predicates: the one counting rule ------------------------------------------------------
+    @property
+    def judged(self) -> bool:
+        """The agent's own verdict: a success or an ``agent`` failure."""
+        return self.failure is None or self.failure == FailureKind.AGENT
+
+    @property
+    def retryable(self) -> bool:
+        """``infra`` and ``harness`` failures: re-running the episode may give a verdict."""
+        return self.failure in (FailureKind.INFRA, FailureKind.HARNESS)
+
+
+def counts_for_rate(outcome: Outcome | None) -> bool:
+    """Whether an episode enters success rates, pass^k and half-lives (numerator and
+    denominator alike): only judged episodes, i.e. successes and ``agent`` failures. A missing
+    outcome, ``infra``, ``user_sim``, ``judge`` and ``harness`` are excluded, whatever
+    ``success`` says. Every counting path (runner summary, Ray, analysis) uses this."""
+    return outcome is not None and outcome.judged
+
+
+def counts_for_policy(outcome: Outcome | None) -> bool:
+    """Whether an episode's reward may train a policy: the same judged set as rates (a reward
+    from a broken episode, a failed judge or a harness bug teaches the policy noise)."""
+    return counts_for_rate(outcome)
+
+
+def is_success(outcome: Outcome | None) -> bool:
+    """A counted success (``counts_for_rate`` and ``success``)."""
+    return counts_for_rate(outcome) and bool(outcome.success)  # type: ignore[union-attr]
+
+
+def failure_kind(outcome: Outcome | None) -> FailureKind | None:
+    """The kind, with a missing outcome read as ``infra`` (the episode never finished)."""
+    return FailureKind.INFRA if outcome is None else outcome.failure
 
 
 class CallRecord(_Model):
@@ -197,6 +291,17 @@ class Checkpoint(_Model):
     records: dict[str, dict[str, Any]] = Field(default_factory=dict)  # task-touched records only
 
 
+class Timing(_Model):
+    """Where an episode's wall time went. ``agent_s`` is what the episode's limits apply to;
+    ``harness_s`` is time the harness spent on itself (sandbox lease, endpoint retries and
+    backoff, a simulated tool's endpoint), broken down by cause in ``harness``."""
+
+    agent_s: float = 0.0
+    harness_s: float = 0.0
+    lease_s: float = 0.0  # getting the sandbox (pool lease or cold start); part of harness_s
+    harness: dict[str, float] = Field(default_factory=dict)
+
+
 class Trajectory(_Model):
     episode_id: str
     task: Task
@@ -210,5 +315,6 @@ class Trajectory(_Model):
     scores: dict[str, Score] = Field(default_factory=dict)
     attempts: int = 1  # infra retries included
     seconds: float = 0.0
+    timing: Timing = Field(default_factory=Timing)
     usage: Usage = Field(default_factory=Usage)
     meta: dict[str, Any] = Field(default_factory=dict)

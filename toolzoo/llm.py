@@ -35,6 +35,7 @@ import httpx
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from toolzoo.clock import credit_harness, harness_section
 from toolzoo.core import FunctionCall, Message, ToolCall, ToolSpecView, Usage
 
 log = logging.getLogger("toolzoo.llm")
@@ -355,6 +356,7 @@ class LLMClient:
             attempts += 1
             self.requests += 1
             wait: float | None = None
+            attempt_started = time.perf_counter()
             try:
                 resp = await http.post(self.url, json=body)
             except httpx.TimeoutException as e:
@@ -385,7 +387,9 @@ class LLMClient:
                             raise LLMBadResponse(
                                 f"unusable response from {self.url} after {attempts} attempts:"
                                 f" {why}", attempts=attempts, status=status) from None
-                        await asyncio.sleep(self._backoff(bad))
+                        credit_harness("endpoint_retry", time.perf_counter() - attempt_started)
+                        with harness_section("endpoint_retry"):
+                            await asyncio.sleep(self._backoff(bad))
                         continue
                     self.completions += 1
                     self.usage = Usage(
@@ -395,12 +399,16 @@ class LLMClient:
                                       raw=data, attempts=attempts,
                                       seconds=time.monotonic() - started)
             transient += 1
+            # A failed attempt and the backoff after it are the harness's time, not the agent's
+            # (toolzoo.clock): an overloaded endpoint must not run down an episode's limits.
+            credit_harness("endpoint_retry", time.perf_counter() - attempt_started)
             if transient > cfg.max_retries:
                 raise LLMUnavailable(f"{self.url} unavailable after {attempts} attempts: {reason}",
                                      attempts=attempts)
             delay = wait if wait is not None else self._backoff(transient)
             log.info("retrying %s in %.2fs (%s)", self.url, delay, reason)
-            await asyncio.sleep(delay)
+            with harness_section("endpoint_retry"):
+                await asyncio.sleep(delay)
 
     async def structured(self, messages: list[Message] | list[dict[str, Any]],
                          schema: dict[str, Any], name: str, **overrides: Any) -> dict[str, Any]:

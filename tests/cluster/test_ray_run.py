@@ -176,3 +176,41 @@ def test_local_cluster_is_capped_and_init_is_idempotent(ray_cluster):
     assert resources["CPU"] == 2
     assert resources["object_store_memory"] <= 150 * 1024 * 1024
     assert ray_cluster.local and ray_cluster.temp_dir == "/tmp/tzray-test"
+
+
+def test_a_judge_failing_on_30_percent_leaves_the_rate_honest_in_runner_ray_and_analysis(ray_cluster, tmp_path):
+    """Judge failures are excluded whatever their verifiable verdict, identically on every path:
+    the reported rate stays inside the binomial interval of the true rate."""
+    import math
+
+    from toolzoo.analysis.data import load_run, success_by_length
+    from toolzoo.envs.scorer import Scorer
+
+    from . import flaky_judges
+
+    judges = ["verifiable", {"rubric": "flaky"}]
+    plain = make_config(str(tmp_path / "plain"), tasks_per_length=150, lengths=[1], p=0.5, judges=judges)
+    runner = Runner(plain)
+    runner.build_scorer = lambda: Scorer(flaky_judges.build_judges(judges))
+    by_runner = asyncio.run(runner.run(progress=False))
+    on_ray = make_config(str(tmp_path / "ray"), tasks_per_length=150, lengths=[1], p=0.5, judges=judges)
+    by_ray = RayRunner(on_ray, num_workers=2, judges_factory="tests.cluster.flaky_judges:build_judges").run(progress=False)
+
+    for config, summary in ((plain, by_runner), (on_ray, by_ray)):
+        rows = stored(Path(config.output))
+        assert len(rows) == 150
+        truth = [r["scores"]["verifiable"]["value"] for r in rows]  # the verdict every episode earned
+        true_rate = sum(truth) / len(truth)
+        judge_failed = [r for r in rows if r["outcome"]["failure"] == "judge"]
+        assert {r["episode_id"] for r in judge_failed} == {r["episode_id"] for r in rows if flaky_judges.fails(r["episode_id"])}
+        assert any(r["outcome"]["success"] for r in judge_failed) and not all(r["outcome"]["success"] for r in judge_failed)
+        n = len(rows) - len(judge_failed)
+        half_width = 2.576 * math.sqrt(true_rate * (1 - true_rate) / n)  # 99% binomial interval
+        analysed = success_by_length(load_run(config.output))[0]
+        assert summary["judge_errors"] == len(judge_failed)
+        for rate, counted in ((summary["by_length"]["1"]["rate"], summary["by_length"]["1"]["episodes"]),
+                              (analysed.rate, analysed.n)):
+            assert counted == n
+            assert abs(rate - true_rate) <= half_width, (rate, true_rate)
+    # the same episodes (deterministic agent and judge) give the same count on every path
+    assert by_runner["by_length"] == by_ray["by_length"]

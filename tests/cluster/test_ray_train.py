@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from toolzoo.cluster.learner import VERSION_KEY, TrajectoryFeed
 from toolzoo.cluster.ray_train import GroupAssembler
 from toolzoo.core import Outcome, Task, Trajectory
+from toolzoo.tools.zoo import get_domain
 from toolzoo.trainer.config import TrainConfig
 
 DOMAIN = str(Path(__file__).parents[1] / "trainer" / "data" / "tiny_shop.yaml")
@@ -151,7 +152,9 @@ def test_learner_step_and_weights_without_ray(run):
 
     out, _ = run
     cfg = TrainConfig.model_validate(_config(out, threads=1))
-    learner = GRPOLearner(cfg.model_dump_json(), pack_checkpoint(out / "final", weights=True), {}, start_version=3)
+    sources = {get_domain(d).name: d for d in cfg.domains}  # as train_on_ray passes them
+    learner = GRPOLearner(cfg.model_dump_json(), pack_checkpoint(out / "final", weights=True), sources,
+                          start_version=3)
     trajs = [Trajectory.model_validate_json(line) for line in (out / "eval" / "trajectories.jsonl").read_text().splitlines()]
     assert len(trajs) == 2
     for t, reward, tag in zip(trajs, (1.0, 0.0), (3, 2)):

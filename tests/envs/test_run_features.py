@@ -12,6 +12,8 @@ from toolzoo.envs.run_config import RunConfig
 from toolzoo.envs.runner import Runner
 from toolzoo.testing import OpenAIStub
 
+from tests.envs.helpers import sim_domain_yaml
+
 
 def test_tool_subset_offers_extra_tools_and_a_role_prompt_and_the_oracle_still_succeeds(tmp_path):
     config = RunConfig(run="subset", domains=["retail_orders"], lengths=[1, 3], tasks_per_length=4, trials=1,
@@ -35,29 +37,7 @@ def test_tool_subset_offers_extra_tools_and_a_role_prompt_and_the_oracle_still_s
 
 def test_simulated_tool_is_answered_by_the_runs_world_model(tmp_path, monkeypatch):
     domain = tmp_path / "mixed.yaml"
-    domain.write_text("""
-domain: mixed_sim
-state:
-  notes: {key: id, schema: {type: object, properties: {id: {type: string}, text: {type: string}}}}
-seed:
-  notes: {count: 3, fields: {id: {pattern: "n{i}"}, text: {value: hello}}}
-tools:
-  - name: get_note
-    parameters: {type: object, properties: {id: {type: string}}, required: [id]}
-    effects:
-      - require: "args.id in state.notes"
-      - return: "state.notes[args.id].text"
-  - name: get_weather
-    description: Current weather in a city.
-    parameters: {type: object, properties: {city: {type: string}}, required: [city]}
-    simulate: llm
-subtasks:
-  - id: read
-    bind: {n: "pick(state.notes.filter(k, true))"}
-    ask: "What does note {n} say?"
-    solution: [{tool: get_note, args: {id: "n"}}]
-    answer: "state.notes[n].text"
-""")
+    domain.write_text(sim_domain_yaml("mixed_sim", notes=3))
 
     class WeatherAgent:
         async def start(self, task):

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from toolzoo.agents.formats import get_format
+from toolzoo.core import Message
 from toolzoo.envs.run_config import load_run_config
 from toolzoo.envs.runner import Runner
 from toolzoo.envs.store import TrajectoryStore
@@ -86,3 +88,32 @@ def test_sigkill_then_resume_gives_exactly_1000_distinct_episodes(tmp_path):
     assert len(ids) == 1000 and len(set(ids)) == 1000
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert sum(row["episodes"] for row in summary["by_length"].values()) + summary["infra_errors"] == 1000
+
+
+class GarbledCaller:
+    """Writes one tool call that does not parse, then gives up: what a small model does."""
+
+    def __init__(self) -> None:
+        self.turn = 0
+
+    async def start(self, task) -> None:
+        self.turn = 0
+
+    async def act(self, messages, tools):
+        self.turn += 1
+        if self.turn == 1:
+            parsed = get_format("hermes").parse('<tool_call>{"name": "get_order", "arguments": {oops</tool_call>')
+            return Message(role="assistant", content=parsed.content, tool_calls=parsed.tool_calls or None,
+                           parse_errors=len(parsed.parse_errors))
+        return Message(role="assistant", content="I cannot help.")
+
+
+def test_summary_counts_unparsable_tool_calls(tmp_path):
+    config = load_run_config(_config(tmp_path, lengths=[1], tasks_per_length=3, trials=1,
+                                     agent={"kind": "python", "class": "tests.envs.test_runner:GarbledCaller"}))
+    summary = asyncio.run(Runner(config).run(progress=False))
+    assert summary["parse_errors"] == 3  # one per episode, none dropped
+    assert summary["by_length"]["1"]["successes"] == 0
+    traj = json.loads((Path(config.output) / "trajectories.jsonl").read_text().splitlines()[0])
+    tool_msgs = [m for m in traj["messages"] if m["role"] == "tool"]
+    assert tool_msgs and "error" in tool_msgs[0]["content"].lower()  # the agent was told

@@ -180,3 +180,18 @@ def test_shared_client_is_not_closed_by_an_agent(stub: OpenAIStub) -> None:
             return await b.act([Message(role="user", content="2")], TOOLS)
 
     assert run(go()).content == "ok"
+
+
+def test_token_info_from_vllm_shaped_responses():
+    """vLLM's ``return_token_ids`` fields and ``logprobs.content`` become ``Message.tokens``."""
+    from toolzoo.agents.openai import token_info
+
+    raw = {"prompt_token_ids": [1, 2, 3],
+           "choices": [{"message": {"role": "assistant", "content": "hi"}, "token_ids": [7, 8],
+                        "logprobs": {"content": [{"token": "h", "logprob": -0.5}, {"token": "i", "logprob": -1.0}]}}]}
+    t = token_info(raw)
+    assert t.prompt_ids == [1, 2, 3] and t.completion_ids == [7, 8] and t.logprobs == [-0.5, -1.0]
+    raw["choices"][0]["logprobs"] = None  # ids without log-probs
+    assert token_info(raw).logprobs == []
+    assert token_info({"choices": [{"message": {}}]}) is None  # a plain endpoint
+    assert token_info({"choices": []}) is None

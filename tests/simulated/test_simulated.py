@@ -11,6 +11,7 @@ import json
 import pytest
 from scipy.stats import binom
 
+from toolzoo.core import InfraError
 from toolzoo.llm import LLMConfig
 from toolzoo.testing import OpenAIStub
 from toolzoo.tools.loader import load_domain_text
@@ -158,9 +159,10 @@ def test_model_declared_error_and_endpoint_down(stub: OpenAIStub) -> None:
 
     r = asyncio.run(main(config(stub)))
     assert r.is_error and "no station s9" in r.content
+    # An unreachable world model is the harness's failure (infra), never a tool error the agent sees.
     down = LLMConfig(model="stub", base_url="http://127.0.0.1:9/v1", max_retries=0, timeout_s=1)
-    r = asyncio.run(main(down))
-    assert r.is_error and "LLMUnavailable" in r.content
+    with pytest.raises(InfraError, match="LLMUnavailable"):
+        asyncio.run(main(down))
 
 
 def test_factory_seeds_per_episode(stub: OpenAIStub) -> None:

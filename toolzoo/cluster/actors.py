@@ -56,7 +56,10 @@ class RolloutWorkerImpl:
 
     async def run_job(self, job: Job) -> str:
         version = self.version  # an agent is made at episode start: later weights apply to later episodes
-        traj = await self.runner.run_job(job, self.agents, self.users)
+        try:
+            traj = await self.runner.run_job(job, self.agents, self.users)
+        except Exception as exc:  # noqa: BLE001 - as the Runner: a bug in one episode is data
+            traj = self.runner.harness_failure(job, exc)
         traj.meta["policy_version"] = version
         traj.meta["worker"] = self.name
         return traj.model_dump_json()
@@ -71,6 +74,7 @@ class RolloutWorkerImpl:
         return self.name
 
     async def aclose(self) -> None:
+        await self.runner.sandboxes.aclose()  # drain this worker's warm sandboxes
         await self.agents.aclose()
         await self.users.aclose()
 
@@ -93,25 +97,32 @@ class JudgeWorkerImpl:
 
     def __init__(self, config_json: str, run_dir: str, factory: str = BUILD_JUDGES, base_dir: str | None = None):
         self.config = RunConfig.model_validate_json(config_json)
+        from toolzoo.envs.scorer import Scorer
+
         runner = _WorkerRunner(self.config, "judge", base_dir)
-        if factory == BUILD_JUDGES and hasattr(runner, "build_judges"):
-            self.judges = runner.build_judges()  # exactly the asyncio Runner's judges
+        if factory == BUILD_JUDGES:
+            self.scorer = runner.build_scorer()  # exactly the asyncio Runner's scorer
         else:
             module, fn = factory.split(":")
-            self.judges = getattr(importlib.import_module(module), fn)(self.config.judges, run_dir)
+            self.scorer = Scorer(getattr(importlib.import_module(module), fn)(self.config.judges, run_dir))
 
     async def judge(self, traj_json: str) -> str:
         from toolzoo.rubrics.base import JudgeError
 
         traj = Trajectory.model_validate_json(traj_json)
-        if traj.outcome is None or traj.outcome.failure in ("infra", "user_sim"):
+        if traj.outcome is None or not traj.outcome.judged:
             return traj_json  # as the Runner: nothing to judge
         try:
-            result = await self.judges.apply(traj.task, traj)
+            result = await self.scorer.judge(traj)
             if isinstance(result, Trajectory):
                 traj = result
         except JudgeError as exc:  # the judge failed, not the agent
-            traj.outcome = Outcome(success=False, failure="judge", reason=f"judge: {exc}")
+            traj.outcome = Outcome.judge_failed(f"judge: {exc}", traj.outcome)
+        except Exception as exc:  # noqa: BLE001 - a bug in judging one episode is data
+            import traceback
+
+            traj.outcome = Outcome.harness(f"judging: {type(exc).__name__}: {exc}")
+            traj.meta["traceback"] = traceback.format_exc()
         return traj.model_dump_json()
 
     async def ping(self) -> str:

@@ -26,7 +26,7 @@ from toolzoo.cluster.actors import (
 from toolzoo.cluster.ray_setup import init_ray
 from toolzoo.core import Outcome, Task, Trajectory
 from toolzoo.envs.run_config import RunConfig
-from toolzoo.envs.runner import Job, Runner, RunProgress, _merge_json, plan_jobs, summarize
+from toolzoo.envs.runner import Job, Runner, RunProgress, _merge_json, plan_jobs, summarize, timing_summary
 from toolzoo.envs.taskgen import TaskGenerationError
 
 
@@ -39,7 +39,7 @@ class RayRunner:
                  judge_workers: int = 1, judges_factory: str | None = None,
                  on_episode: Callable[[Trajectory], None] | None = None,
                  run_id: str | None = None, num_cpus: int | None = None, object_store_mb: int | None = None,
-                 base_dir: str | Path | None = None):
+                 base_dir: str | Path | None = None, retry_infra: bool = False):
         self.config = config
         self.address = address
         self.num_workers = num_workers
@@ -51,7 +51,7 @@ class RayRunner:
         # The plain Runner owns what both drivers share: output folder, store, resume, episode ids.
         self.base_dir = None if base_dir is None else str(base_dir)  # where relative rubric paths start
         kw = {"base_dir": base_dir} if base_dir is not None else {}
-        self.local = Runner(config, resume=resume, overwrite=overwrite, run_id=run_id, **kw)
+        self.local = Runner(config, resume=resume, overwrite=overwrite, run_id=run_id, retry_infra=retry_infra, **kw)
         self.pool: ResilientPool | None = None
         self.judges: ResilientPool | None = None
         self.duplicates = 0
@@ -78,6 +78,7 @@ class RayRunner:
             if self.on_episode:
                 self.on_episode(traj)
             bar.record(traj)
+            self.local.note_harness(traj)  # raises past max_harness_failures in a row
 
         bar = RunProgress(total, len(stored), enabled=progress)
         try:
@@ -93,6 +94,8 @@ class RayRunner:
                     self._drive(keep)
         finally:
             store.close()
+            if self.pool is not None:  # drain the workers' warm sandboxes before killing them
+                _drain(self.pool)
             for pool in (self.pool, self.judges):
                 if pool is not None:
                     pool.shutdown()
@@ -102,6 +105,7 @@ class RayRunner:
             from toolzoo.rubrics.apply import summary_blocks
 
             summary.update(summary_blocks(trajectories))
+        summary["timing"] = timing_summary(trajectories)
         summary["seconds"] = round(time.perf_counter() - started, 3)
         summary["run"] = self.config.run
         summary["ray"] = {"address": info.address, "workers": size,
@@ -143,15 +147,23 @@ class RayRunner:
         except TaskGenerationError:
             task = Task(id=eid.rsplit("-t", 1)[0], domain=job.domain, seed=job.task_seed, length=job.length,
                         subtasks=[])
-        return Trajectory(episode_id=eid, task=task, trial=job.trial,
-                          outcome=Outcome(success=False, failure="infra", reason=f"ray: {done.error}"))
-
+        return Trajectory(episode_id=eid, task=task, trial=job.trial, outcome=Outcome.infra(f"ray: {done.error}"))
 
 
 def _judge_failure(traj_json: str, error: str) -> Trajectory:
+    """The judge worker kept dying: a judge failure, excluded as the asyncio path excludes one."""
     traj = Trajectory.model_validate_json(traj_json)
-    traj.outcome = Outcome(success=False, failure="judge", reason=f"ray judge worker: {error}")
+    traj.outcome = Outcome.judge_failed(f"ray judge worker: {error}", traj.outcome)
     return traj
+
+
+def _drain(pool: ResilientPool, timeout: float = 60.0) -> None:
+    import ray
+
+    try:
+        ray.get([h.aclose.remote() for h in pool.handles], timeout=timeout)
+    except Exception:  # noqa: BLE001 - a dead worker's sandboxes are the reaper's (toolzoo sandbox gc)
+        pass
 
 
 def run_on_ray(config: RunConfig, *, address: str | None = None, resume: bool = False, overwrite: bool = False,

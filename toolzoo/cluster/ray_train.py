@@ -37,7 +37,7 @@ import torch
 import yaml
 
 from toolzoo.cluster.learner import VERSION_KEY, TrajectoryFeed
-from toolzoo.core import Trajectory
+from toolzoo.core import Trajectory, counts_for_policy
 from toolzoo.envs.episode import Limits
 from toolzoo.envs.run_config import RunConfig
 from toolzoo.envs.runner import Job
@@ -202,7 +202,7 @@ class GroupAssembler:
             return False
         del self._open[group]
         trajs = [members[k] for k in range(self.size)]
-        if any(t is None or t.outcome is None or t.outcome.failure not in (None, "agent") for t in trajs):
+        if not all(t is not None and counts_for_policy(t.outcome) for t in trajs):
             self.dropped += 1
             return False
         tag = min(int(t.meta.get(VERSION_KEY, 0)) for t in trajs)
@@ -247,6 +247,8 @@ def train_on_ray(cfg: TrainConfig, *, address: str | None, resume: bool = False,
         return train(cfg, resume=resume, progress=progress)
     if cfg.algorithm != "grpo":
         raise ValueError(f"--ray trains algorithm grpo (and sft); {cfg.algorithm!r} runs without --ray")
+    if cfg.lora is not None:  # the learner actor ships and trains full checkpoints only
+        raise ValueError("--ray does not train LoRA adapters yet; drop `lora:` or train without --ray")
     import ray
 
     from toolzoo.cluster.ray_setup import init_ray, shutdown_ray

@@ -1,26 +1,45 @@
-"""The episode loop: user opens, agent acts, tools run, judges score.
+"""The episode's turn step machine: user opens, agent acts, tools run, the scorer judges.
+
+:class:`EpisodeSteps` holds one episode's state and exposes its steps — ``start``,
+``user_turn``, ``agent_turn``, ``finish`` — so every driver runs the same code:
+:func:`run_episode` loops them with an :class:`~toolzoo.agents.base.Agent` (the runner, the
+trainer's rollouts and the Ray actors all come through here via :mod:`toolzoo.envs.driver`),
+and the gymnasium env calls them one action at a time.
 
 Tool calls go through a :class:`~toolzoo.tools.session.ToolSession`; several calls in one
 assistant turn run concurrently. Agent mistakes (bad JSON arguments, unknown tools, failing
-calls) come back to the agent as tool errors. Failures are attributed: the agent's own
-(judged), ``infra`` (tool server gone, endpoint unreachable after retries), ``user_sim``
-(the simulator failed or broke its role). Limits on turns, tool calls and wall time end the
-episode, which is then judged as it stands.
+calls) come back to the agent as tool errors. Failures are attributed with the
+:class:`~toolzoo.core.FailureKind` constructors: ``infra`` (tool server gone, endpoint
+unreachable after retries, a simulated tool's endpoint down, a harness wait outliving the
+limits), ``user_sim`` (the simulator failed or broke its role). Limits on turns, tool calls
+and *agent* time (:mod:`toolzoo.clock`: harness waits are not the agent's) end the episode,
+which is then judged as it stands.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from toolzoo.agents.base import Agent, AgentError
 from toolzoo.agents.toolcall_check import validate_tool_call
-from toolzoo.core import CallRecord, Checkpoint, Message, Outcome, Task, ToolCall, ToolResult, ToolSpecView, Trajectory, Usage
+from toolzoo.clock import EpisodeClock, use_clock
+from toolzoo.core import (
+    CallRecord,
+    Checkpoint,
+    InfraError,
+    Message,
+    Outcome,
+    Task,
+    ToolCall,
+    ToolResult,
+    ToolSpecView,
+    Trajectory,
+    Usage,
+)
 from toolzoo.envs.user import UserSimError, UserSimulator
-from toolzoo.rubrics.verifiable import judge_verifiable
 from toolzoo.tools.session import SessionClosed, ToolSession
 from toolzoo.tools.state import state_hash
 
@@ -33,97 +52,205 @@ DEFAULT_SYSTEM = (
 class Limits(BaseModel):
     max_turns: int = 64  # assistant messages
     max_tool_calls: int = 128
-    wall_time_s: float = 300.0
+    wall_time_s: float = Field(300.0, description="the agent's time (harness waits excluded, see toolzoo.clock)")
+    harness_time_s: float = Field(900.0, description="harness waits in one episode before it is ended as infra")
+
+
+class EpisodeEnded(Exception):
+    """A step ended the episode with a verdict-less outcome (infra, user_sim)."""
+
+    def __init__(self, outcome: Outcome):
+        super().__init__(outcome.reason)
+        self.outcome = outcome
+
+
+_INFRA = (SessionClosed, InfraError)
+
+
+class EpisodeSteps:
+    """One episode's steps over an open session. Steps raise :class:`EpisodeEnded` for
+    infra/user_sim endings; limits set ``traj.meta["limit"]`` and ``done``."""
+
+    def __init__(self, task: Task, user: UserSimulator, session: ToolSession, traj: Trajectory,
+                 limits: Limits | None = None):
+        self.task = task
+        self.user = user
+        self.session = session
+        self.traj = traj
+        self.limits = limits or Limits()
+        self.tools: list[ToolSpecView] = []
+        self.names: set[str] = set()
+        self.turns = 0  # assistant messages
+        self.calls = 0
+        self.done = False  # the user stopped or a limit was reached: judge now
+
+    @property
+    def messages(self) -> list[Message]:
+        return self.traj.messages
+
+    def _limit(self, what: str) -> None:
+        self.traj.meta["limit"] = what
+        self.done = True
+
+    async def start(self) -> None:
+        try:
+            self.tools = await self.session.list_tools()
+        except _INFRA as exc:
+            raise EpisodeEnded(Outcome.infra(str(exc))) from None
+        self.names = {t.name for t in self.tools}
+        self.traj.meta["tools"] = sorted(self.names)  # what the agent was offered (tool subsets vary it)
+        task = self.task
+        self.messages.append(Message(role="system", content=task.system_prompt or DEFAULT_SYSTEM.format(domain=task.domain)))
+        await self.user.start(task)
+
+    async def user_turn(self) -> Message | None:
+        """The user's next message (None when it has none, e.g. it stopped). A checkpoint of the
+        task's records is taken first, except before the opening message."""
+        if self.turns:
+            try:
+                await checkpoint(self.task, self.session, self.traj)
+            except _INFRA as exc:
+                raise EpisodeEnded(Outcome.infra(str(exc))) from None
+        try:
+            reply = await self.user.respond(self.messages)
+        except UserSimError as exc:
+            raise EpisodeEnded(Outcome.user_sim(str(exc))) from None
+        if reply.violation:
+            raise EpisodeEnded(Outcome.user_sim(f"user simulator broke its role: {reply.violation}"))
+        if reply.message is not None:
+            self.messages.append(reply.message)
+        if reply.stop:
+            self.done = True
+        return reply.message
+
+    def turn_allowed(self) -> bool:
+        """Whether the agent may act again (sets the turn limit when not)."""
+        if self.turns >= self.limits.max_turns:
+            self._limit(f"max_turns {self.limits.max_turns}")
+            return False
+        return True
+
+    async def agent_turn(self, msg: Message) -> list[tuple[ToolCall, ToolResult]]:
+        """Record an assistant message and run its tool calls; ``[]`` means it handed the
+        turn back to the user (or a limit ended the episode: see ``done``)."""
+        self.turns += 1
+        self.messages.append(msg)
+        if msg.usage:
+            u = self.traj.usage
+            self.traj.usage = Usage(prompt_tokens=u.prompt_tokens + msg.usage.prompt_tokens,
+                                    completion_tokens=u.completion_tokens + msg.usage.completion_tokens)
+        if not msg.tool_calls:
+            return []
+        if self.calls + len(msg.tool_calls) > self.limits.max_tool_calls:
+            self._limit(f"max_tool_calls {self.limits.max_tool_calls}")
+            return []
+        self.calls += len(msg.tool_calls)
+        try:
+            results = await asyncio.gather(*(_run_call(c, self.names, self.session) for c in msg.tool_calls))
+        except _INFRA as exc:
+            raise EpisodeEnded(Outcome.infra(str(exc))) from None
+        out = []
+        for call, (args, result) in zip(msg.tool_calls, results):
+            self.traj.calls.append(CallRecord(name=call.name, args=args if args is not None else call.function.arguments,
+                                              error=result.content if result.is_error else None,
+                                              result=None if result.is_error else result.structured))
+            self.messages.append(Message(role="tool", tool_call_id=call.id, name=call.name, content=result.content))
+            out.append((call, result))
+        return out
+
+    async def final_state(self) -> None:
+        """Read the final state for the scorer (infra when the server is gone)."""
+        try:
+            final = await self.session.snapshot()
+        except (*_INFRA, RuntimeError) as exc:
+            raise EpisodeEnded(Outcome.infra(f"final state unavailable: {exc}")) from None
+        self.traj.final_state = final
+        self.traj.final_hash = state_hash(final)
+
+
+async def drive_agent(steps: EpisodeSteps, agent: Agent) -> None:
+    """The turn loop with an Agent: user, then the agent until it replies without tool calls."""
+    await steps.start()
+    await agent.start(steps.task)
+    while True:
+        await steps.user_turn()
+        if steps.done:
+            return
+        while True:
+            if not steps.turn_allowed():
+                return
+            try:
+                msg = await agent.act(steps.messages, steps.tools)
+            except AgentError as exc:
+                raise EpisodeEnded(Outcome.infra(f"agent endpoint: {exc}")) from None
+            ran = await steps.agent_turn(msg)
+            if steps.done:
+                return
+            if not ran:
+                break
+
+
+async def within_limits(coro: Any, clock: EpisodeClock, limits: Limits, traj: Trajectory) -> Outcome | None:
+    """Run ``coro`` while the *agent's* time stays under ``limits.wall_time_s`` (harness waits
+    extend the deadline) and harness waits under ``limits.harness_time_s``. Expiry of the agent
+    time is a limit (judged as it stands: None); expiry inside a harness wait, or of the harness
+    budget, is ``infra``."""
+    task = asyncio.ensure_future(coro)
+    try:
+        while True:
+            left = min(limits.wall_time_s - clock.agent_s(), limits.harness_time_s - clock.harness_s())
+            # While the harness waits the agent's clock stands still: re-check now and then.
+            floor = 0.05 if clock.in_harness else 0.001
+            done, _ = await asyncio.wait({task}, timeout=max(left, floor))
+            if done:
+                task.result()  # EpisodeEnded and bugs propagate
+                return None
+            if clock.harness_s() >= limits.harness_time_s:
+                reason = f"harness waits exceeded {limits.harness_time_s}s ({_causes(clock)})"
+                break
+            if clock.agent_s() >= limits.wall_time_s:
+                if clock.in_harness:  # the agent's time ran out while the harness was waiting
+                    reason = f"time limit reached while the harness waited ({clock.in_harness})"
+                    break
+                traj.meta["limit"] = f"wall time {limits.wall_time_s}s"
+                return None
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    return Outcome.infra(reason)
+
+
+def _causes(clock: EpisodeClock) -> str:
+    return ", ".join(f"{k} {v:.1f}s" for k, v in sorted(clock.by_cause.items())) or "none"
 
 
 async def run_episode(task: Task, agent: Agent, user: UserSimulator, session: ToolSession, *,
-                      episode_id: str, trial: int = 0, limits: Limits | None = None) -> Trajectory:
+                      episode_id: str, trial: int = 0, limits: Limits | None = None, scorer: Any = None,
+                      clock: EpisodeClock | None = None) -> Trajectory:
+    """One episode on an open session, verified by ``scorer`` (default: the verifiable check
+    alone; rubric judges run in :meth:`Scorer.judge`, after infra retries)."""
+    from toolzoo.envs.scorer import VERIFIABLE
+
     limits = limits or Limits()
+    clock = clock or EpisodeClock()
     traj = Trajectory(episode_id=episode_id, task=task, trial=trial)
-    started = time.perf_counter()
-    try:
-        async with asyncio.timeout(limits.wall_time_s):
-            failure = await _loop(task, agent, user, session, traj, limits)
-    except TimeoutError:
-        failure = None
-        traj.meta["limit"] = f"wall time {limits.wall_time_s}s"
-    traj.seconds = time.perf_counter() - started
-    if failure is not None:
-        traj.outcome = failure
-        return traj
-    try:
-        final = await session.snapshot()
-    except (SessionClosed, RuntimeError) as exc:
-        traj.outcome = Outcome(success=False, failure="infra", reason=f"final state unavailable: {exc}")
-        return traj
-    traj.final_state = final
-    traj.final_hash = state_hash(final)
-    score, outcome = judge_verifiable(task, traj.messages, final, traj.checkpoints)
-    traj.scores["verifiable"] = score
-    traj.outcome = outcome
+    steps = EpisodeSteps(task, user, session, traj, limits)
+    with use_clock(clock):
+        try:
+            traj.outcome = await within_limits(drive_agent(steps, agent), clock, limits, traj)
+            if traj.outcome is None:
+                await steps.final_state()
+        except EpisodeEnded as ended:
+            traj.outcome = ended.outcome
+    traj.seconds = clock.wall_s()
+    traj.timing = clock.timing()
+    if traj.outcome is None:
+        (scorer or VERIFIABLE).verify(traj)
     return traj
 
 
-async def _loop(task: Task, agent: Agent, user: UserSimulator, session: ToolSession, traj: Trajectory,
-                limits: Limits) -> Outcome | None:
-    messages = traj.messages
-    try:
-        tools = await session.list_tools()
-    except SessionClosed as exc:
-        return Outcome(success=False, failure="infra", reason=str(exc))
-    names = {t.name for t in tools}
-    traj.meta["tools"] = sorted(names)  # what the agent was offered (tool subsets vary it)
-    messages.append(Message(role="system", content=task.system_prompt or DEFAULT_SYSTEM.format(domain=task.domain)))
-    await agent.start(task)
-    await user.start(task)
-    turns = calls = 0
-    while True:
-        if turns:
-            try:
-                await _checkpoint(task, session, traj)
-            except SessionClosed as exc:
-                return Outcome(success=False, failure="infra", reason=str(exc))
-        try:
-            reply = await user.respond(messages)
-        except UserSimError as exc:
-            return Outcome(success=False, failure="user_sim", reason=str(exc))
-        if reply.violation:
-            return Outcome(success=False, failure="user_sim", reason=f"user simulator broke its role: {reply.violation}")
-        if reply.message is not None:
-            messages.append(reply.message)
-        if reply.stop:
-            return None
-        while True:  # the agent acts until it replies without tool calls
-            if turns >= limits.max_turns:
-                traj.meta["limit"] = f"max_turns {limits.max_turns}"
-                return None
-            try:
-                msg = await agent.act(messages, tools)
-            except AgentError as exc:
-                return Outcome(success=False, failure="infra", reason=f"agent endpoint: {exc}")
-            turns += 1
-            messages.append(msg)
-            if msg.usage:
-                traj.usage = Usage(prompt_tokens=traj.usage.prompt_tokens + msg.usage.prompt_tokens,
-                                   completion_tokens=traj.usage.completion_tokens + msg.usage.completion_tokens)
-            if not msg.tool_calls:
-                break
-            if calls + len(msg.tool_calls) > limits.max_tool_calls:
-                traj.meta["limit"] = f"max_tool_calls {limits.max_tool_calls}"
-                return None
-            calls += len(msg.tool_calls)
-            try:
-                results = await asyncio.gather(*(_run_call(c, names, session) for c in msg.tool_calls))
-            except SessionClosed as exc:
-                return Outcome(success=False, failure="infra", reason=str(exc))
-            for call, (args, result) in zip(msg.tool_calls, results):
-                traj.calls.append(CallRecord(name=call.name, args=args if args is not None else call.function.arguments,
-                                             error=result.content if result.is_error else None,
-                                             result=None if result.is_error else result.structured))
-                messages.append(Message(role="tool", tool_call_id=call.id, name=call.name, content=result.content))
-
-
-async def _checkpoint(task: Task, session: ToolSession, traj: Trajectory) -> None:
+async def checkpoint(task: Task, session: ToolSession, traj: Trajectory) -> None:
     """Keep the task-touched records as the agent left them for the user: per-subtask judging."""
     records: dict[str, dict[str, Any]] = {}
     if task.touched:
@@ -131,6 +258,9 @@ async def _checkpoint(task: Task, session: ToolSession, traj: Trajectory) -> Non
         records = {c: {k: state.get(c, {}).get(k) for k in keys} for c, keys in task.touched.items()}
     traj.checkpoints.append(Checkpoint(asked=task.asked_in(traj.messages), message_index=len(traj.messages),
                                        records=records))
+
+
+_checkpoint = checkpoint  # the old private name (kept for imports elsewhere)
 
 
 async def _run_call(call: ToolCall, names: set[str], session: ToolSession) -> tuple[Any, ToolResult]:

@@ -17,51 +17,23 @@ def _llm_config(section: Any) -> Any:
 
 
 class AgentFactory:
-    """Makes one agent per episode; endpoint-backed agents share one pooled client."""
+    """Makes one agent per episode through the agent registry (``toolzoo.agents.registry``:
+    one file per kind, ``kind: python`` for a class named in the config); endpoint-backed
+    kinds share one pooled client, the hf kind one batching model."""
 
     def __init__(self, config: AgentConfig):
-        self.config = config
-        self._client = None
-        self._hf = None
-        if config.kind == "openai":
-            from toolzoo.llm import LLMClient
+        from toolzoo.agents.registry import build_kind
 
-            self._client = LLMClient(_llm_config(config))
+        self.config = config
+        self._kind = build_kind(config)
 
     def make(self, episode_id: str = "") -> Any:
         """A fresh agent for one episode; scripted agents draw their randomness from the
         episode id, so trials of one task fail independently."""
-        kind = self.config.kind
-        if kind == "oracle":
-            from toolzoo.agents.scripted import OracleAgent
-
-            return OracleAgent()
-        if kind == "noisy_oracle":
-            from toolzoo.agents.scripted import NoisyOracleAgent
-
-            return NoisyOracleAgent(self.config.p, seed=f"{self.config.seed}:{episode_id}")
-        if kind == "random":
-            from toolzoo.agents.scripted import RandomAgent
-
-            return RandomAgent(seed=f"{self.config.seed}:{episode_id}")
-        if kind == "openai":
-            from toolzoo.agents.openai import OpenAIAgent
-
-            return OpenAIAgent(client=self._client)
-        if kind == "hf":
-            from toolzoo.agents.hf import HFAgent
-
-            if self._hf is None:
-                if not self.config.path:
-                    raise ValueError("agent kind hf needs `path` (a local checkpoint)")
-                extra = {k: v for k, v in (self.config.model_extra or {}).items()}
-                self._hf = HFAgent(self.config.path, **extra)
-            return self._hf
-        raise ValueError(f"unknown agent kind {kind!r}")
+        return self._kind.make(episode_id)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        await self._kind.aclose()
 
 
 class UserFactory:

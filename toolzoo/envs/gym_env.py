@@ -7,11 +7,18 @@ accepts an OpenAI-style JSON tool call (``{"name": ..., "arguments": {...}}``, t
 ``<tool_call>...</tool_call>`` block, or plain text (a reply to the user). Tool calls return
 their results as the next observation; a plain reply gets the user's next message, or ends
 the episode with the verifiable judge's reward.
+
+The env drives the one episode machinery: its sandbox comes from
+:func:`toolzoo.envs.driver.open_episode` (held from ``reset`` to the next ``reset`` or
+``close``), each action is an :class:`~toolzoo.envs.episode.EpisodeSteps` step (the same
+tool-call validation, call records, checkpoints and infra attribution as ``toolzoo run``),
+and the reward is the :class:`~toolzoo.envs.scorer.Scorer`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import string
 from typing import Any
@@ -20,13 +27,14 @@ import gymnasium as gym
 from gymnasium import spaces
 
 from toolzoo.agents.hermes import parse_reply
-from toolzoo.agents.toolcall_check import validate_tool_call
+from toolzoo.clock import EpisodeClock, use_clock
 from toolzoo.core import FunctionCall, Message, ToolCall, Trajectory
-from toolzoo.envs.episode import DEFAULT_SYSTEM, _checkpoint
+from toolzoo.envs.driver import open_episode
+from toolzoo.envs.episode import EpisodeEnded, EpisodeSteps, Limits
+from toolzoo.envs.scorer import VERIFIABLE
 from toolzoo.envs.scripted_user import ScriptedUser
 from toolzoo.envs.taskgen import GeneratorOptions, TaskGenerator
-from toolzoo.rubrics.verifiable import judge_verifiable
-from toolzoo.sandbox.base import SandboxSpec, create_sandbox
+from toolzoo.sandbox.base import SandboxSpec
 from toolzoo.tools.zoo import get_domain
 
 CHARSET = string.printable
@@ -76,7 +84,8 @@ class ToolUseEnv(gym.Env):
         self.observation_space = spaces.Text(max_length=MAX_TEXT, charset=CHARSET)
         self.action_space = spaces.Text(max_length=MAX_TEXT, charset=CHARSET)
         self._loop = asyncio.new_event_loop()
-        self._sandbox = None
+        self._episode: contextlib.AsyncExitStack | None = None  # the open_episode being held
+        self.steps: EpisodeSteps | None = None
         self.trajectory: Trajectory | None = None
 
     # -- gymnasium API --------------------------------------------------------------------------
@@ -97,65 +106,70 @@ class ToolUseEnv(gym.Env):
                          for m in self.trajectory.messages)
 
     def close(self) -> None:
-        if self._sandbox is not None:
-            self._run(self._sandbox.close())
-            self._sandbox = None
         if not self._loop.is_closed():
+            self._run(self._close_episode())
             self._loop.close()
 
     # -- internals ------------------------------------------------------------------------------
     def _run(self, coro: Any) -> Any:
         return self._loop.run_until_complete(coro)
 
+    async def _close_episode(self) -> None:
+        if self._episode is not None:
+            stack, self._episode = self._episode, None
+            await stack.aclose()
+
     async def _reset(self, task: Any) -> str:
-        if self._sandbox is not None:
-            await self._sandbox.close()
-        self._sandbox = await create_sandbox(SandboxSpec(domain=self.domain_ref, seed=task.seed))
-        self.tools = await self._sandbox.session.list_tools()
-        self.user = ScriptedUser(mode=self.user_mode)
-        await self.user.start(task)
+        await self._close_episode()
+        stack = contextlib.AsyncExitStack()
+        self.clock = EpisodeClock()
+        spec = SandboxSpec(domain=self.domain_ref, seed=task.seed, run_id="gym", episode_id=f"gym-{task.id}")
+        ep = await stack.enter_async_context(open_episode(task, spec, clock=self.clock))
+        self._episode = stack
         self.trajectory = Trajectory(episode_id=f"gym-{task.id}", task=task)
-        self.steps = 0
-        system = Message(role="system", content=task.system_prompt or DEFAULT_SYSTEM.format(domain=task.domain))
-        reply = await self.user.respond([system])
-        self.trajectory.messages += [system, reply.message]
+        # One step per action: the env's own step budget is the turn limit.
+        self.steps = EpisodeSteps(ep.task, ScriptedUser(mode=self.user_mode), ep.session, self.trajectory,
+                                  Limits(max_turns=self.max_steps, max_tool_calls=10**9))
+        with use_clock(self.clock):
+            await self.steps.start()
+            reply = await self.steps.user_turn()
+        self.tools = self.steps.tools
+        system = self.trajectory.messages[0]
         tools = json.dumps([t.to_openai() for t in self.tools], ensure_ascii=True)
-        return _printable(f"{system.content}\nTools: {tools}\nuser: {reply.message.content}")
+        return _printable(f"{system.content}\nTools: {tools}\nuser: {reply.content if reply else ''}")
 
     async def _step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        traj = self.trajectory
-        if traj is None:
+        steps = self.steps
+        if steps is None:
             raise RuntimeError("call reset() before step()")
-        self.steps += 1
         text, calls = parse_action(action)
-        traj.messages.append(Message(role="assistant", content=text, tool_calls=calls or None))
-        if calls:
-            lines = []
-            for call in calls:
-                error = validate_tool_call(call, self.tools)
-                result = None if error else await self._sandbox.session.call_tool(call.name, call.parsed_args(), call.id)
-                content = error or result.content
-                traj.messages.append(Message(role="tool", tool_call_id=call.id, name=call.name, content=content))
-                lines.append(f"tool {call.name}: {content}")
-            truncated = self.steps >= self.max_steps
-            if truncated:
-                return _printable("\n".join(lines)), *(await self._finish()), False, True, {}
-            return _printable("\n".join(lines)), 0.0, False, False, {}
-        await _checkpoint(traj.task, self._sandbox.session, traj)
-        reply = await self.user.respond(traj.messages)
-        if reply.stop:
-            reward, info = await self._finish()
-            return "", reward, True, False, info
-        traj.messages.append(reply.message)
-        if self.steps >= self.max_steps:
-            reward, info = await self._finish()
-            return _printable(f"user: {reply.message.content}"), reward, False, True, info
-        return _printable(f"user: {reply.message.content}"), 0.0, False, False, {}
+        with use_clock(self.clock):
+            try:
+                ran = await steps.agent_turn(Message(role="assistant", content=text, tool_calls=calls or None))
+                if calls and not steps.done:
+                    obs = "\n".join(f"tool {call.name}: {result.content}" for call, result in ran)
+                    if not steps.turn_allowed():
+                        return _printable(obs), *(await self._finish()), False, True, {}
+                    return _printable(obs), 0.0, False, False, {}
+                if steps.done:  # a limit ended it
+                    return "", *(await self._finish()), False, True, {}
+                reply = await steps.user_turn()
+                if steps.done:
+                    reward, info = await self._finish()
+                    return "", reward, True, False, info
+                if not steps.turn_allowed():
+                    reward, info = await self._finish()
+                    return _printable(f"user: {reply.content if reply else ''}"), reward, False, True, info
+                return _printable(f"user: {reply.content if reply else ''}"), 0.0, False, False, {}
+            except EpisodeEnded as ended:  # infra / user_sim: no reward to give
+                self.trajectory.outcome = ended.outcome
+                return "", 0.0, True, False, {"success": False, "failure": str(ended.outcome.failure),
+                                              "reason": ended.outcome.reason}
 
     async def _finish(self) -> tuple[float, dict[str, Any]]:
         traj = self.trajectory
-        final = await self._sandbox.session.snapshot()
-        score, outcome = judge_verifiable(traj.task, traj.messages, final, traj.checkpoints)
-        traj.outcome, traj.scores["verifiable"] = outcome, score
+        await self.steps.final_state()
+        outcome = VERIFIABLE.verify(traj).outcome
+        traj.timing = self.clock.timing()
         return outcome.reward, {"success": outcome.success, "subtasks_completed": outcome.subtasks_completed,
                                 "first_failed": outcome.first_failed}

@@ -22,7 +22,8 @@ class AgentConfig(BaseModel):
     LLMConfig fields: base_url, model, api_key_env, timeout_s, max_retries, temperature, ...)."""
 
     model_config = ConfigDict(extra="allow")
-    kind: Literal["openai", "oracle", "noisy_oracle", "random", "hf"] = "oracle"
+    kind: Literal["openai", "oracle", "noisy_oracle", "random", "hf", "python"] = Field(
+        "oracle", description='python: `class: "pkg.module:Class"` (other keys are its keyword arguments)')
     p: float = Field(0.1, ge=0.0, le=1.0, description="noisy_oracle: per-subtask failure probability")
     seed: int = 0
     path: str | None = Field(None, description="hf: local checkpoint directory")
@@ -66,6 +67,7 @@ class RunConfig(_Strict):
     simulator: dict[str, Any] | None = Field(
         None, description="LLM world model for `simulate: llm` tools: {base_url, model, failure_rate, seed, ...}")
     max_infra_retries: int = Field(2, ge=0)
+    max_harness_failures: int = Field(10, ge=1, description="harness failures in a row that stop the run")
     concurrency: int = Field(16, ge=1)
     output: str = "runs/run"
     report: bool = True

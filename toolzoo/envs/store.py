@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from toolzoo.core import Trajectory
 
@@ -38,6 +38,26 @@ class TrajectoryStore:
             with self.path.open("r+b") as f:
                 f.truncate(good)
         return ids
+
+    def drop(self, which: Callable[[Trajectory], bool]) -> set[str]:
+        """Remove the stored episodes ``which`` selects (``--retry-infra``); returns their ids.
+        The file is rewritten beside and renamed over, so a crash leaves the old or the new."""
+        self.close()
+        dropped: set[str] = set()
+        if not self.path.exists():
+            return dropped
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        with self.path.open("rb") as src, tmp.open("wb") as dst:
+            for line in src:
+                if line.endswith(b"\n") and which(Trajectory.model_validate_json(line)):
+                    dropped.add(Trajectory.model_validate_json(line).episode_id)
+                    continue
+                dst.write(line)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, self.path)
+        fsync_dir(self.path.parent)
+        return dropped
 
     def append(self, traj: Trajectory) -> None:
         if self._file is None:
