@@ -49,20 +49,33 @@ def test_sandbox_pod_template_is_locked_down():
     assert spec["activeDeadlineSeconds"] > 0
     assert spec["automountServiceAccountToken"] is False
     assert "runtimeClassName" not in spec  # left to the gvisor component
-    assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    (c,) = spec["containers"]
-    sc = c["securityContext"]
-    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
-    assert sc["capabilities"] == {"drop": ["ALL"]}
-    assert set(c["resources"]["limits"]) >= {"cpu", "memory"} and c["resources"]["requests"]
-    assert c["command"] + c["args"] == [
-        "toolzoo", "serve-mcp", c["args"][1], "--transport", "http", "--host", "0.0.0.0", "--port", "8080"]
-    assert c["readinessProbe"]["tcpSocket"]["port"] in ("mcp", 8080)
-    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
-    assert {"/workspace", "/tmp"} <= set(mounts)
+    assert "fsGroup" not in spec["securityContext"]  # it would make the admin Secret group-readable
+    server, agent = spec["containers"]
+    assert (server["name"], agent["name"]) == ("tool-server", "workspace")
+    for c in (server, agent):
+        sc = c["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+        assert sc["privileged"] is False and sc["capabilities"]["drop"] == ["ALL"]
+        assert set(c["resources"]["limits"]) >= {"cpu", "memory"} and c["resources"]["requests"]
+    # The agent's container: non-root, no capabilities, no secret.
+    assert agent["securityContext"]["runAsNonRoot"] is True and agent["securityContext"]["runAsUser"] == 10001
+    assert "add" not in agent["securityContext"]["capabilities"]
+    assert {m["name"] for m in agent["volumeMounts"]} == {"workspace", "exec-tmp"}
+    # The tool server: root only to open the secret and drop to 65534 keeping three capabilities.
+    assert server["securityContext"]["capabilities"]["add"] == ["SETUID", "SETGID", "KILL"]
+    cmd = server["command"]
+    assert cmd[:4] == ["/bin/sh", "-c", 'exec 3<"$0" && exec "$@"', "/run/toolzoo/admin-secret"]
+    assert cmd[4] == "setpriv" and "--reuid=65534" in cmd and "--no-new-privs" in cmd and cmd[-1] == "toolzoo"
+    assert server["args"] == ["serve-mcp", server["args"][1], "--transport", "http", "--host", "0.0.0.0",
+                              "--port", "8080", "--admin", "--admin-secret-fd", "3"]
+    assert server["readinessProbe"]["tcpSocket"]["port"] in ("mcp", 8080)
+    mounts = {m["mountPath"]: m["name"] for m in server["volumeMounts"]}
+    assert {"/workspace", "/tmp", "/run/toolzoo"} <= set(mounts)
     volumes = {v["name"]: v for v in spec["volumes"]}
     assert all("emptyDir" in volumes[mounts[p]] for p in ("/workspace", "/tmp"))
+    secret = volumes[mounts["/run/toolzoo"]]["secret"]
+    assert secret["defaultMode"] == 0o400 and secret["items"] == [{"key": "admin-secret", "path": "admin-secret"}]
 
 
 def _selects(selector: dict, labels: dict) -> bool:

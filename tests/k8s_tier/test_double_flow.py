@@ -128,7 +128,7 @@ async def test_gc_by_run_label_after_a_driver_crash(fake_api):
     assert _pods(fake_api, f"{LABEL_RUN}=crashed") == [] and _pods(fake_api) == [b.pod_name]
     # without a run id only expired sandboxes go
     assert gc_kubernetes(api=fake_api) == []
-    assert gc_kubernetes(api=fake_api, now=time.time() + 10_000) == [f"Pod/{b.pod_name}"]
+    assert gc_kubernetes(api=fake_api, now=time.time() + 10_000) == [f"Pod/{b.pod_name}", f"Secret/{b.secret_name}"]
     await b.close()  # deleting an already-deleted pod is fine
 
 

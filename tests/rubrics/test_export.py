@@ -9,6 +9,8 @@ import os
 
 import pytest
 
+from toolzoo.core import Outcome
+
 from toolzoo.rubrics.apply import build_judges
 from toolzoo.rubrics.commands import export_sft_command
 from toolzoo.rubrics.export import export_sft, read_sft
@@ -59,7 +61,7 @@ def test_judge_failures_are_not_exported(judged_run, tmp_path):
     run_dir, trajs = judged_run
     bad = [t.model_copy(deep=True) for t in trajs]
     for t in bad:
-        t.outcome.failure = "judge"
+        t.outcome = Outcome.judge_failed("judge down", t.outcome)  # outcomes are frozen: a new one
     d = tmp_path / "run"
     d.mkdir()
     (d / "trajectories.jsonl").write_text("".join(t.model_dump_json() + "\n" for t in bad))

@@ -55,10 +55,22 @@ def test_listing_announces_read_only_hints():
     assert hints["cancel_order"].read_only_hint is False  # a `set` effect
 
 
-def test_stdio_transport():
+SECRET = "test-admin-secret-0123456789"  # serve-mcp offers admin tools only with --admin and to its holder
+
+
+@pytest.fixture()
+def secret_file(tmp_path):
+    path = tmp_path / "admin-secret"
+    path.write_text(SECRET)
+    path.chmod(0o400)
+    return str(path)
+
+
+def test_stdio_transport(secret_file):
     async def main():
-        params = stdio_params([sys.executable, "-m", "toolzoo.cli", "serve-mcp", "retail_orders", "--seed", "0"])
-        async with MCPSession(params) as session:
+        params = stdio_params([sys.executable, "-m", "toolzoo.cli", "serve-mcp", "retail_orders", "--seed", "0",
+                               "--admin", "--admin-secret-file", secret_file])
+        async with MCPSession(params, admin_secret=SECRET) as session:
             await _exercise(session)
     asyncio.run(main())
 
@@ -88,10 +100,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture()
-def http_server():
+def http_server(secret_file):
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "toolzoo.cli", "serve-mcp", "retail_orders", "--transport", "http",
-                             "--port", str(port), "--seed", "0"])
+                             "--port", str(port), "--seed", "0", "--admin", "--admin-secret-file", secret_file])
     try:
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -108,11 +120,11 @@ def http_server():
 
 def test_streamable_http_transport_and_concurrent_sessions(http_server):
     async def main():
-        async with MCPSession(http_server) as session:
+        async with MCPSession(http_server, admin_secret=SECRET) as session:
             await _exercise(session)
         # Concurrent sessions share the server's state (documented: state lives per server);
         # concurrent deposits-like writes must all apply exactly once.
-        sessions = [MCPSession(http_server) for _ in range(4)]
+        sessions = [MCPSession(http_server, admin_secret=SECRET) for _ in range(4)]
         for s in sessions:
             await s.open()
         try:

@@ -2,6 +2,7 @@
 inside a process sandbox (bubblewrap when available), and its tools are confined and deterministic."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,73 @@ def test_without_a_workspace_each_state_gets_its_own_scratch_folder(monkeypatch)
     assert "only_here.txt" in r1.call_sync("list_dir", {}).structured["entries"]
     assert "only_here.txt" not in r2.call_sync("list_dir", {}).structured["entries"]
     assert not Path("only_here.txt").exists()  # never the caller's cwd
+
+
+# -- the harness's verdict (issue 13, item 4) -----------------------------------------------------
+
+def _buggy(runtime):
+    mods = runtime.state.data["modules"]
+    key = next(k for k, r in sorted(mods.items()) if r["bug"] != "none")
+    return key, mods[key]
+
+
+def test_verdict_ignores_the_exit_code_and_the_agents_prints(runtime, tmp_path, monkeypatch):
+    """A right fix that prints (even without a newline) and ends with exit code 3 passes; the
+    reports are compared by the harness, the exit code decides nothing."""
+    monkeypatch.setenv("TOOLZOO_WORKSPACE", str(tmp_path))
+    key, rec = _buggy(runtime)
+    fixed = (f"import atexit, os, sys\nsys.stdout.write('noise without newline')\n"
+             f"atexit.register(lambda: os._exit(3))\n\n\ndef {rec['fn']}(x):\n    print('called', end='')\n"
+             f"    return {rec['a']} * x + {rec['b']}\n")
+    runtime.call_sync("write_file", {"path": rec["path"], "content": fixed})
+    result = runtime.call_sync("run_tests", {"module": key})
+    assert result.structured["status"] == "passing", result.content
+    assert runtime.state.data["modules"][key]["status"] == "passing"
+
+
+def test_verdict_needs_every_case_reported_with_this_runs_nonce():
+    from toolzoo.tools.workspace import judge_cases
+
+    rec = {"fn": "f", "a": 2, "b": 3}
+    cases = [0, 1, 5]
+    good = "\n".join(json.dumps({"nonce": "n1", "case": i, "value": 2 * x + 3}) for i, x in enumerate(cases))
+    assert judge_cases(rec, cases, "n1", good)[0]
+    assert not judge_cases(rec, cases, "n2", good)[0]  # another run's (or a forged) nonce
+    assert not judge_cases(rec, cases, "n1", "\n".join(good.splitlines()[:2]))[0]  # a case missing
+    assert not judge_cases(rec, cases, "n1", good + "\n" + good.splitlines()[0])[0]  # reported twice
+    as_bool = good.replace('"value": 3', '"value": true')
+    assert not judge_cases({"fn": "f", "a": 2, "b": -2}, [1], "n1",
+                           json.dumps({"nonce": "n1", "case": 0, "value": True}))[0]  # a bool is never a number
+    assert judge_cases(rec, cases, "n1", good.replace('"value": 13', '"value": 13.0'))[0]  # 13.0 == 13
+    assert not judge_cases(rec, cases, "n1", as_bool)[0]
+    err = json.dumps({"nonce": "n1", "case": 0, "error": "TypeError: a _Eq is not a plain value"})
+    passing, lines = judge_cases(rec, cases, "n1", err + "\n" + "\n".join(good.splitlines()[1:]))
+    assert not passing and any("raised TypeError" in line for line in lines)
+
+
+@given(st.lists(st.integers(-50, 50), min_size=1, max_size=6), st.integers(-9, 9), st.integers(-40, 40),
+       st.integers(0, 5))
+def test_judge_cases_passes_exactly_when_every_value_is_right(xs, a, b, wrong_at):
+    from toolzoo.tools.workspace import judge_cases
+
+    rec = {"fn": "f", "a": a, "b": b}
+    values = [a * x + b for x in xs]
+    ok_lines = [json.dumps({"nonce": "k", "case": i, "value": v}) for i, v in enumerate(values)]
+    assert judge_cases(rec, xs, "k", "\n".join(ok_lines))[0]
+    i = wrong_at % len(xs)
+    bad = list(ok_lines)
+    bad[i] = json.dumps({"nonce": "k", "case": i, "value": values[i] + 1})
+    assert not judge_cases(rec, xs, "k", "\n".join(bad))[0]
+
+
+def test_each_run_draws_fresh_inputs(runtime, tmp_path, monkeypatch):
+    """Beyond the canonical cases, inputs change per run, so a table of the canonical answers fails."""
+    monkeypatch.setenv("TOOLZOO_WORKSPACE", str(tmp_path))
+    key, rec = _buggy(runtime)
+    table = {x: rec["a"] * x + rec["b"] for x in (0, 1, 2, 7)}
+    runtime.call_sync("write_file", {"path": rec["path"],
+                                     "content": f"T = {table!r}\n\n\ndef {rec['fn']}(x):\n    return T[x]\n"})
+    outputs = [runtime.call_sync("run_tests", {"module": key}).structured for _ in range(2)]
+    assert all(o["status"] == "failing" for o in outputs)
+    assert outputs[0]["output"] != outputs[1]["output"]  # other random inputs each time
+    assert all(f"{rec['fn']}(7) = {table[7]}: ok" in o["output"] for o in outputs)

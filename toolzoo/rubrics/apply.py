@@ -16,10 +16,11 @@ defaults to ``judge``; an entry without ``judge`` uses the run-wide endpoint pas
 ``default`` / ``auto`` otherwise). ``with_default`` composes the domain's library rubric with the
 entry's (default true for ``auto``).
 
-Failure attribution: a :class:`JudgeError` makes the episode a ``judge`` failure
-(``outcome.failure = "judge"``) while ``outcome.success`` keeps the verifiable verdict and the
-agent's own failure kind, if any, is kept in ``meta["verifiable_failure"]``; the reward stays the
-verifiable reward. Scores of the judges that did succeed are kept.
+Failure attribution: a :class:`JudgeError` gives the episode a new outcome of kind
+``FailureKind.JUDGE`` (``Outcome.judge_failed``): ``success`` keeps the verifiable verdict for the
+record, the agent's own failure kind, if any, is kept in ``meta["verifiable_failure"]``, and
+``counts_for_rate`` excludes the episode whatever that verdict was. Scores of the judges that did
+succeed are kept. Outcomes are never changed in place.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from toolzoo.core import Task, ToolSpecView, Trajectory
+from toolzoo.core import Outcome, Task, ToolSpecView, Trajectory
 from toolzoo.llm import LLMClient, LLMConfig
 from toolzoo.rubrics.audit import judge_audit
 from toolzoo.rubrics.base import JudgeError
@@ -131,10 +132,14 @@ class JudgeSet:
     def names(self) -> list[str]:
         return [j.name for j in self.judges]
 
-    async def apply(self, task: Task, traj: Trajectory) -> None:
+    async def apply(self, task: Task, traj: Trajectory) -> Trajectory:
+        """Score ``traj`` with every judge and return it with the judges' scores added and a
+        *new* outcome (outcomes are frozen: nothing that held the old one sees it change).
+        Episodes without a verdict (infra, user_sim, harness, no final state) come back as
+        they are: rubrics would score a broken episode."""
         o = traj.outcome
-        if o is None or o.failure in ("infra", "user_sim") or traj.final_state is None:
-            return  # nothing was judged verifiably: rubrics would score a broken episode
+        if o is None or not o.judged or traj.final_state is None:
+            return traj
         errors = []
         for judge in self.judges:
             try:
@@ -145,16 +150,15 @@ class JudgeSet:
             if score is not None:
                 traj.scores[judge.name] = score
         if errors:
-            if o.failure != "judge":
-                traj.meta["verifiable_failure"] = o.failure
-            o.failure = "judge"
-            o.reason = "judge failed: " + " | ".join(errors)
-            return
+            traj.meta["verifiable_failure"] = None if o.failure is None else str(o.failure)
+            traj.outcome = Outcome.judge_failed("judge failed: " + " | ".join(errors), o)
+            return traj
         values = {name: traj.scores[name].value for name in self.names if name in traj.scores}
         if self.verifiable and "verifiable" in traj.scores:
             values["verifiable"] = traj.scores["verifiable"].value
         if values:
-            o.reward = combine(values, self.combine, self.weights)  # type: ignore[arg-type]
+            traj.outcome = o.model_copy(update={"reward": combine(values, self.combine, self.weights)})  # type: ignore[arg-type]
+        return traj
 
     async def aclose(self) -> None:
         for c in self.clients:
@@ -235,7 +239,7 @@ _SETS: dict[str, JudgeSet] = {}
 
 async def apply_judges(judges_config: list, task: Task, trajectory: Trajectory, *, run_dir: Path,
                        llm_clients: LLMConfig | dict | None = None, combine: str = "product",
-                       weights: dict | None = None, domains: list[str] | None = None) -> None:
+                       weights: dict | None = None, domains: list[str] | None = None) -> Trajectory:
     """One-call form of ``build_judges(...).apply(task, trajectory)``: the JudgeSet is built on
     first use per (config, run folder) and reused (so caches persist). ``llm_clients``: the
     run-wide judge endpoint (an LLMConfig or its dict), or None. Prefer holding a JudgeSet."""
@@ -245,7 +249,7 @@ async def apply_judges(judges_config: list, task: Task, trajectory: Trajectory, 
     if key not in _SETS:
         _SETS[key] = build_judges(judges_config, run_dir, llm_clients, combine=combine, weights=weights,
                                   domains=domains)
-    await _SETS[key].apply(task, trajectory)
+    return await _SETS[key].apply(task, trajectory)
 
 
 async def close_judge_sets() -> None:

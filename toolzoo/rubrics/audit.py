@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel
 
-from toolzoo.core import Trajectory
+from toolzoo.core import FailureKind, Trajectory
 
 
 class Agreement(BaseModel):
@@ -61,7 +61,7 @@ def agreement(pairs: Iterable[tuple[bool, bool]]) -> Agreement:
 
 def _truth(traj: Trajectory) -> bool | None:
     o = traj.outcome
-    if o is None or "verifiable" not in traj.scores or o.failure in ("infra", "user_sim"):
+    if o is None or "verifiable" not in traj.scores or o.failure in (FailureKind.INFRA, FailureKind.USER_SIM, FailureKind.HARNESS):
         return None
     return bool(o.success)
 

@@ -5,9 +5,9 @@ Variables: ``final`` (final state), ``initial`` (initial state), ``task`` (``id`
 ``solution`` — each subtask's reference calls ``{tool, args}``, ``touched`` and
 ``expected_final``), ``calls`` (each ``{name, args, error, result}``, ``error`` null on success)
 and ``messages`` (``{role, content, tool_calls: [{name, arguments}]}``, content "" when empty).
-Functions beyond CEL's standard library: ``said(value)`` — the agent stated ``value`` (numbers
-by value, text as a whole word, lists element-wise; the verifiable judge's rule) and
-``pick``.
+Functions beyond CEL's standard library: ``said(value)`` — ``value`` is one of the agent's
+committed answers (an ``<answer>`` tag judged exactly; without tags, its replies state it and
+no candidate beyond the task's answers: :func:`toolzoo.rubrics.answers.said_in`) and ``pick``.
 
 Unlike tool effects (hot path, see :mod:`toolzoo.tools.cel`), checks run once per trajectory,
 so every variable is registered on one plain ``cel.Context`` (converted once) and expressions
@@ -23,8 +23,8 @@ from typing import Any, Callable
 import cel
 
 from toolzoo.core import ItemScore, Task, Trajectory
-from toolzoo.rubrics.answers import answer_present
-from toolzoo.rubrics.verifiable import agent_text
+from toolzoo.rubrics.answers import said_in, vocabulary
+from toolzoo.rubrics.verifiable import agent_replies
 from toolzoo.tools.cel import CelError
 from toolzoo.tools.state import CEL_FUNCTIONS
 
@@ -106,8 +106,15 @@ def trajectory_view(traj: Trajectory) -> tuple[list[dict[str, Any]], list[dict[s
 def check_context(task: Task, traj: Trajectory, initial: dict[str, Any],
                   final: dict[str, Any] | None) -> cel.Context:
     calls, messages = trajectory_view(traj)
-    said_text = agent_text(traj.messages)
-    functions: dict[str, Callable[..., Any]] = {**CEL_FUNCTIONS, "said": lambda v: answer_present(v, said_text)}
+    texts = [m.content for m in traj.messages if m.role == "assistant" and m.content]
+    replies = agent_replies(traj.messages)
+    vocab = vocabulary([final, initial, task.expected_final], task.domain,
+                       [(c.name, c.result) for c in traj.calls if c.error is None])
+
+    def said(value: Any) -> bool:
+        return said_in(value, texts, replies, answers=task.answers, vocab=vocab)
+
+    functions: dict[str, Callable[..., Any]] = {**CEL_FUNCTIONS, "said": said}
     ctx = cel.Context()
     for name, value in {"final": final or {}, "initial": initial, "task": task_view(task),
                         "calls": calls, "messages": messages}.items():

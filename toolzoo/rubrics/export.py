@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import yaml
 
-from toolzoo.core import Message, ToolSpecView, Trajectory
+from toolzoo.core import Message, ToolSpecView, Trajectory, counts_for_policy
 from toolzoo.tools.zoo import get_domain
 
 
@@ -38,7 +38,7 @@ def iter_trajectories(run_dir: str | Path):
 
 def passes(traj: Trajectory, min_score: float, score_name: str | None = None) -> bool:
     o = traj.outcome
-    if o is None or o.failure in ("infra", "user_sim", "judge"):
+    if not counts_for_policy(o):  # infra, user_sim, judge, harness: no trusted reward
         return False
     if score_name is None:
         return o.reward >= min_score

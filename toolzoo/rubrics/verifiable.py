@@ -2,20 +2,22 @@
 
 Subtask *i* is complete when (a) every record its reference solution changed is, at the
 checkpoint where the agent handed the turn back after subtask *i* was stated, what the
-reference leaves there, and (b) its expected answer appears in what the agent said in reply
-to it. When subtasks were stated together (an all-at-once user), they share a checkpoint
-and a reply window; without checkpoints (a paraphrasing LLM user) the final state and the
-whole conversation are used. The episode succeeds when every subtask is complete *and* the
+reference leaves there, and (b) the agent answered it in its reply window, by the rules of
+:mod:`toolzoo.rubrics.answers` (one ``<answer>`` tag per question judged exactly, or a free-text
+reply stating the value and no other candidate). When subtasks were stated together (an
+all-at-once user), they share a checkpoint and a reply window; without checkpoints (a
+paraphrasing LLM user) the final state and the whole conversation are used. The episode succeeds when every subtask is complete *and* the
 final state equals the reference final state exactly (no collateral writes). ``first_failed``
 is the first incomplete subtask: the survival datum of the half-life analysis.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from toolzoo.core import Checkpoint, ItemScore, Message, Outcome, Score, Task
-from toolzoo.rubrics.answers import answer_present
+from toolzoo.core import Checkpoint, FailureKind, ItemScore, Message, Outcome, Score, Task
+from toolzoo.rubrics.answers import Question, Vocabulary, judge_window, vocabulary
 from toolzoo.tools.state import state_hash
 
 
@@ -23,19 +25,54 @@ def agent_text(messages: list[Message]) -> str:
     return "\n".join(m.content for m in messages if m.role == "assistant" and m.content)
 
 
-def _window(task: Task, messages: list[Message], checkpoints: list[Checkpoint], i: int) -> tuple[str, dict, int, bool]:
-    """(agent text replying to subtask i, records to compare, index of the last subtask covered)."""
+def agent_replies(messages: list[Message]) -> list[str]:
+    """The agent's messages that handed the turn back (no tool calls): what it told the user."""
+    return [m.content for m in messages if m.role == "assistant" and m.content and not m.tool_calls]
+
+
+def tool_results(messages: list[Message]) -> list[tuple[str, Any]]:
+    """(tool name, parsed result) of every tool message that holds JSON: rivals the agent saw."""
+    out = []
+    for m in messages:
+        if m.role == "tool" and m.content:
+            try:
+                out.append((m.name or "", json.loads(m.content)))
+            except ValueError:
+                continue
+    return out
+
+
+def _window(task: Task, messages: list[Message], checkpoints: list[Checkpoint],
+            i: int) -> tuple[int, int, dict, int, bool]:
+    """(start, end) of the messages replying to subtask i, records to compare, index of the
+    last subtask covered, whether a checkpoint covers it."""
     cp = next((c for c in reversed(checkpoints) if c.asked == i + 1), None)
     if cp is None:
         cp = next((c for c in checkpoints if c.asked > i + 1), None)
-    if cp is None:  # no checkpoint covers it: the end of the episode does
-        return agent_text(messages), {}, len(task.subtasks) - 1, False
-    start = 0
-    for j, m in enumerate(messages[: cp.message_index]):
+    end = cp.message_index if cp is not None else len(messages)
+    start = 0  # the user message that stated it (the start, when the asks were paraphrased)
+    for j, m in enumerate(messages[:end]):
         if m.role == "user" and task.asked_in(messages[: j + 1]) >= i + 1:
             start = j
             break
-    return agent_text(messages[start: cp.message_index]), cp.records, cp.asked - 1, True
+    if cp is None:  # no checkpoint covers it: the end of the episode does
+        return start, end, {}, len(task.subtasks) - 1, False
+    return start, end, cp.records, cp.asked - 1, True
+
+
+def _answers(task: Task, messages: list[Message], windows: list[tuple[int, int]],
+             vocab: Vocabulary) -> list[tuple[bool, str]]:
+    """Per subtask, (answered, reason): subtasks sharing a reply window are judged together."""
+    out: list[tuple[bool, str]] = [(True, "ok")] * len(task.subtasks)
+    for span in dict.fromkeys(windows):
+        members = [i for i, w in enumerate(windows) if w == span]
+        part = messages[span[0]: span[1]]
+        texts = [m.content for m in part if m.role == "assistant" and m.content]
+        verdicts = judge_window([Question(task.subtasks[i].answer) for i in members],
+                                texts, agent_replies(part), vocab)
+        for i, verdict in zip(members, verdicts):
+            out[i] = verdict
+    return out
 
 
 def _expected_at(task: Task, coll: str, key: str, upto: int) -> Any:
@@ -51,8 +88,11 @@ def judge_verifiable(task: Task, messages: list[Message], final_state: dict[str,
     checkpoints = checkpoints or []
     items: list[ItemScore] = []
     first_failed: int | None = None
+    spans = [_window(task, messages, checkpoints, i) for i in range(len(task.subtasks))]
+    vocab = vocabulary([final_state, task.expected_final], task.domain, tool_results(messages))
+    answers = _answers(task, messages, [(a, b) for a, b, *_ in spans], vocab)
     for i, sub in enumerate(task.subtasks):
-        text, records, upto, cp_found = _window(task, messages, checkpoints, i)
+        _, _, records, upto, cp_found = spans[i]
         wrong = []
         for coll, keys in sub.touched.items():
             for key in keys:
@@ -62,11 +102,10 @@ def judge_verifiable(task: Task, messages: list[Message], final_state: dict[str,
                     actual, expected = final_state.get(coll, {}).get(key), task.expected_final.get(coll, {}).get(key)
                 if actual != expected:
                     wrong.append(f"{coll}[{key}]")
-        answered = answer_present(sub.answer, text)
+        answered, why = answers[i]
         passed = not wrong and answered
         reason = "ok" if passed else "; ".join(
-            ([f"records not as expected: {', '.join(wrong)}"] if wrong else [])
-            + ([f"expected answer {sub.answer!r} not stated"] if not answered else []))
+            ([f"records not as expected: {', '.join(wrong)}"] if wrong else []) + ([why] if not answered else []))
         items.append(ItemScore(id=f"subtask_{i}:{sub.template}", passed=passed, value=float(passed), reason=reason))
         if not passed and first_failed is None:
             first_failed = i
@@ -77,6 +116,7 @@ def judge_verifiable(task: Task, messages: list[Message], final_state: dict[str,
     success = first_failed is None and exact
     reason = "" if success else (items[first_failed].reason if first_failed is not None else items[-1].reason)
     score = Score(value=float(success), items=items, reasons=[reason] if reason else [])
-    outcome = Outcome(success=success, reward=float(success), failure=None if success else "agent", reason=reason,
+    outcome = Outcome(success=success, reward=float(success), failure=None if success else FailureKind.AGENT,
+                      reason=reason,
                       subtasks_completed=completed, first_failed=first_failed)
     return score, outcome

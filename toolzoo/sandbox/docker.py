@@ -6,6 +6,13 @@ runs as nobody, and carries toolzoo's labels. Its time to live is enforced *insi
 server runs under ``timeout -s KILL <ttl>`` behind docker's init, so the container dies on
 time even when the driver is gone. MCP goes over ``docker run -i`` (the SDK's stdio client);
 everything else (inspect, exec with output caps and timeouts, files, kill) uses the docker SDK.
+
+Two identities in the container: the tool server runs as ``SERVER_UID`` keeping only
+CAP_SETUID/SETGID/KILL (to start and stop agent code), and everything the agent runs --
+``docker exec`` and the commands the server's code tools start -- as ``AGENT_UID`` with no
+capabilities. The per-sandbox admin secret is a host file (mode 0400, ``SERVER_UID``) bound
+read-only at ``limits.SECRET_PATH``; agent code can neither read it nor reach the server's
+stdin, memory or signals (all need the server's uid).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import asyncio
 import contextlib
 import math
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -24,13 +32,17 @@ from pathlib import Path
 from typing import Any
 
 from toolzoo.sandbox.base import ExecResult, SandboxSpec, ServerState, deadline_for, deadline_passed, exec_plan, started
-from toolzoo.sandbox.limits import WORKSPACE, OwnedSession, container_path, file_bytes, kill_group, proc_info
+from toolzoo.sandbox import identity
+from toolzoo.sandbox.limits import (SECRET_PATH, WORKSPACE, OwnedSession, container_path, file_bytes, kill_group,
+                                    proc_info)
 from toolzoo.sandbox.reaper import RegistryEntry, process_start_time, record, unrecord
 from toolzoo.tools.session import MCPSession, stdio_params
 
 DEFAULT_IMAGE = os.environ.get("TOOLZOO_IMAGE", "toolzoo-sandbox:latest")
 BUILD_SCRIPT = Path(__file__).parent / "image" / "build.sh"
 WORKSPACE_MB_DEFAULT = 256
+SERVER_UID = 65534  # nobody: the tool server
+AGENT_UID = 10001  # code the agent runs (exec, code tools' commands); also the shared group
 
 _client_lock = threading.Lock()
 _client: Any = None
@@ -106,7 +118,8 @@ def kill_group_if(pid: int, comm: str) -> bool:
 
 
 class DockerSandbox(ServerState):
-    isolation = "docker (network none, cap_drop ALL, no-new-privileges, read-only root)"
+    isolation = ("docker (network none, cap_drop ALL, no-new-privileges, read-only root; "
+                 "tool server and agent code as different uids)")
 
     def __init__(self, spec: SandboxSpec, sandbox_id: str, image: str):
         self.spec = spec
@@ -120,20 +133,43 @@ class DockerSandbox(ServerState):
         self._owner: OwnedSession | None = None
         self._entry: RegistryEntry | None = None
         self._closed = False
+        self.admin_secret = secrets.token_urlsafe(32)
+        self._secret_file: str | None = None
+
+    def _write_secret(self) -> str:
+        path = identity.secrets_dir() / f"docker-{self.sandbox_id}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.admin_secret)
+        with contextlib.suppress(PermissionError):  # a non-root driver: dockerd (root) reads it anyway
+            os.chown(path, SERVER_UID, 0)
+        self._secret_file = str(path)
+        return self._secret_file
+
+    def _remove_secret(self) -> None:
+        if self._secret_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._secret_file)
 
     def run_args(self) -> list[str]:
         lim = self.spec.limits
         ttl = max(1, math.floor(self.deadline - time.time()))
         ws_mb = int(self.spec.options.get("workspace_mb", WORKSPACE_MB_DEFAULT))
+        # Root in the container only to drop at once (setpriv below) to the server's uid, keeping
+        # the three capabilities it needs for agent code; nothing else is ever granted.
         args = ["run", "-i", "--rm", "--name", self.name, "--network", "none", "--cap-drop", "ALL",
+                "--cap-add", "SETUID", "--cap-add", "SETGID", "--cap-add", "KILL",
                 "--security-opt", "no-new-privileges", "--pids-limit", str(lim.pids),
                 "--memory", f"{lim.memory_mb}m", "--memory-swap", f"{lim.memory_mb}m", "--cpus", str(lim.cpu),
                 "--ulimit", f"nofile={lim.open_files}:{lim.open_files}", "--read-only", "--init",
-                "--user", "65534:65534", "--workdir", WORKSPACE,
+                "--user", "0:0", "--workdir", WORKSPACE,
                 "--tmpfs", "/tmp:rw,nosuid,nodev,size=64m,mode=1777",
-                "--tmpfs", f"{WORKSPACE}:rw,exec,nosuid,nodev,size={ws_mb}m,uid=65534,gid=65534,mode=0755"]
+                "--tmpfs", f"{WORKSPACE}:rw,exec,nosuid,nodev,size={ws_mb}m,uid={AGENT_UID},gid={AGENT_UID},mode=2770"]
         # Code tools (code_workspace) work in the container's workspace.
-        args += ["-e", f"TOOLZOO_WORKSPACE={WORKSPACE}", "-e", f"TOOLZOO_SANDBOX={self.sandbox_id}"]
+        args += ["-e", f"TOOLZOO_WORKSPACE={WORKSPACE}", "-e", f"TOOLZOO_SANDBOX={self.sandbox_id}",
+                 "-e", f"{identity.ENV_AGENT_UID}={AGENT_UID}"]
+        if self._secret_file is not None:
+            args += ["-v", f"{self._secret_file}:{SECRET_PATH}:ro"]
         for k, v in self.spec.labels(self.deadline).items():
             args += ["--label", f"{k}={v}"]
         args += ["--label", f"toolzoo.dev/sandbox={self.sandbox_id}"]
@@ -142,8 +178,10 @@ class DockerSandbox(ServerState):
         if p.suffix in (".yaml", ".yml") and p.exists():  # a domain file: mount it read-only
             args += ["-v", f"{p.resolve()}:/domains/{p.name}:ro"]
             domain = f"/domains/{p.name}"
-        args += [self.image, "timeout", "-s", "KILL", str(ttl),
-                 "toolzoo", "serve-mcp", domain, "--transport", "stdio", "--seed", str(self.spec.seed)]
+        args += [self.image, *identity.server_privs(SERVER_UID, AGENT_UID, bounding=False), *identity.UMASK_002,
+                 "timeout", "-s", "KILL", str(ttl),
+                 "toolzoo", "serve-mcp", domain, "--transport", "stdio", "--seed", str(self.spec.seed),
+                 "--admin", "--admin-secret-file", SECRET_PATH]
         return args
 
     async def _start(self) -> None:
@@ -152,8 +190,11 @@ class DockerSandbox(ServerState):
             labels=self.spec.labels(self.deadline), deadline=self.deadline, driver_pid=os.getpid(),
             driver_start=process_start_time(os.getpid()), container=self.name)
         record(self._entry)  # before the container exists: a crash in between still gets reaped
-        self._owner = OwnedSession(stdio_params([os.environ.get("TOOLZOO_DOCKER_CLI", "docker"), *self.run_args()]))
+        self._write_secret()
+        self._owner = OwnedSession(stdio_params([os.environ.get("TOOLZOO_DOCKER_CLI", "docker"), *self.run_args()]),
+                                   admin_secret=self.admin_secret)
         self._session = await self._owner.open()
+        self._remove_secret()  # the bind keeps the file for the server; nothing else on the host
         self.container = await asyncio.to_thread(docker_client().containers.get, self.name)
 
     # -- exec -------------------------------------------------------------------------------
@@ -177,10 +218,11 @@ class DockerSandbox(ServerState):
         token = uuid.uuid4().hex[:10]
         # `timeout` (own process group) kills the command's whole group at t; the pid file lets
         # the host kill that group early when the output cap is hit.
-        wrapped = ["/bin/sh", "-c", f'echo $$ > /tmp/.exec-{token}; exec timeout -s KILL {math.ceil(t)} "$@"',
-                   "sh", *argv]
+        wrapped = ["/bin/sh", "-c",
+                   f'umask 002; echo $$ > /tmp/.exec-{token}; exec timeout -s KILL {math.ceil(t)} "$@"', "sh", *argv]
+        # As the agent's uid: never the tool server's (its stdin, memory, signals, secret).
         eid = api.exec_create(self.container.id, wrapped, stdin=True, stdout=True, stderr=True,
-                              workdir=WORKSPACE)["Id"]
+                              workdir=WORKSPACE, user=f"{AGENT_UID}:{AGENT_UID}")["Id"]
         sock = api.exec_start(eid, socket=True)
         raw = getattr(sock, "_sock", sock)
         start = time.monotonic()
@@ -237,7 +279,9 @@ class DockerSandbox(ServerState):
         if pid and kill_group_if(pid, "timeout"):
             return
         with contextlib.suppress(Exception):
-            self.container.exec_run(["/bin/sh", "-c", f"kill -9 -$(cat /tmp/.exec-{token})"], detach=True)
+            # As the agent: whatever the agent wrote into the pid file, only its own processes die.
+            self.container.exec_run(["/bin/sh", "-c", f"kill -9 -$(cat /tmp/.exec-{token})"], detach=True,
+                                    user=f"{AGENT_UID}:{AGENT_UID}")
 
     # -- files ------------------------------------------------------------------------------
     async def read_file(self, path: str) -> bytes:
@@ -285,6 +329,7 @@ class DockerSandbox(ServerState):
                 docker_client().containers.get(self.name).remove(force=True)
 
         await asyncio.to_thread(remove)
+        self._remove_secret()
         if self._owner is not None:
             await self._owner.close()
         if self._entry is not None:

@@ -1,7 +1,11 @@
 """The inline tier: the tool server lives in this process. ``transport: direct`` calls the
 runtime without JSON-RPC framing; ``transport: mcp`` goes through the SDK's in-memory MCP
 transport. Both give identical results (a conformance test holds them to it). No code runs
-here, so exec and files are unsupported."""
+here, so exec and files are unsupported, and a domain with ``impl:`` tools (Python functions:
+``run_python``, ``run_shell``, file tools) is refused -- they would run agent code unisolated on
+this host, as the driver's user -- unless ``allow_unisolated: true`` says so, and then
+``isolation`` records it. ``impl:`` tools run in a worker thread either way (both sessions),
+so a slow one never holds up other episodes."""
 
 from __future__ import annotations
 
@@ -11,6 +15,18 @@ from toolzoo.sandbox.base import ExecResult, SandboxSpec, SandboxUnsupported, de
 from toolzoo.tools.server import DomainServer
 from toolzoo.tools.session import DirectSession, MCPSession, ToolSession
 from toolzoo.tools.zoo import get_domain
+
+
+class InlineUnisolated(RuntimeError):
+    """A domain whose tools run code was given to the inline tier without ``allow_unisolated``."""
+
+
+UNISOLATED = "none (in-process; impl tools run unisolated on this host, allowed by config)"
+
+
+def code_tools(domain) -> list[str]:
+    """The domain's tools backed by Python code (``impl:``) rather than declared effects."""
+    return [name for name, tool in domain.tools.items() if tool.impl is not None]
 
 
 class InlineSandbox:
@@ -46,11 +62,20 @@ class InlineSandbox:
 
 
 async def create_inline(spec: SandboxSpec) -> InlineSandbox:
-    server = DomainServer(get_domain(spec.domain), seed=spec.seed, admin=True,
-                          simulator=spec.options.get("simulator"))
+    domain = get_domain(spec.domain)
+    code = code_tools(domain)
+    if code and not spec.allow_unisolated:
+        raise InlineUnisolated(
+            f"domain {domain.name!r} has tools that run code ({', '.join(code)}): the inline tier would run "
+            f"them unisolated in the driver, on this host. Use sandbox.backend: process (bubblewrap) or docker, "
+            f"or set sandbox.allow_unisolated: true to accept that")
+    server = DomainServer(domain, seed=spec.seed, admin=True, simulator=spec.options.get("simulator"))
     if spec.transport == "direct":
         session: ToolSession = DirectSession(server.runtime)
     else:
         session = MCPSession(server.server)
         await session.open()
-    return InlineSandbox(spec, server, session)
+    sandbox = InlineSandbox(spec, server, session)
+    if code:
+        sandbox.isolation = UNISOLATED
+    return sandbox

@@ -9,10 +9,17 @@ a background thread; failures can be scripted per method (``fail("create", 429, 
 tier made) run as a local subprocess with host/port rewritten to 127.0.0.1 and a free port, so
 the MCP session, tool calls and ``exec`` are real. SandboxClaims are bound by a fake
 agent-sandbox controller to pods of a registered warm pool.
+
+Where this machine differs from a kubelet: the tool server container's root wrapper (open the
+admin Secret as fd 3, drop to the server's uid) is not run -- the server runs as the test's
+user with ``--admin-secret-file`` pointing at the Secret's data written to a private file, so
+the secret and the admin refusal are real but the uid drop is not (the docker tier runs that
+same drop for real). A pod whose Secret does not exist fails, as a kubelet would never start it.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import itertools
 import os
@@ -56,6 +63,7 @@ class _Pod:
         self.port: int | None = None
         self.workdir = tempfile.mkdtemp(prefix="fake-pod-")
         self.timer: threading.Timer | None = None
+        self.secret_dir = tempfile.mkdtemp(prefix="fake-pod-secret-")
 
 
 class FakeKubernetesAPI:
@@ -69,6 +77,7 @@ class FakeKubernetesAPI:
         self.events: list[tuple[int, str, Doc]] = []  # (resourceVersion, type, object copy)
         self.calls: list[tuple[str, str]] = []  # (method, Kind/name) -- every attempt, failed or not
         self.warm_pools: dict[str, dict[str, Any]] = {}
+        self.exec_containers: list[str] = []  # the container of every exec, in order
         self._pods: dict[tuple[str, str], _Pod] = {}
         self._failures: dict[str, list[tuple[int, dict[str, str]]]] = {}
         self._rv = itertools.count(1)
@@ -83,6 +92,14 @@ class FakeKubernetesAPI:
     def add_warm_pool(self, name: str, namespace: str, pod_manifest: Doc) -> None:
         """A SandboxWarmPool whose claims get pods like ``pod_manifest`` (the template's pod)."""
         self.warm_pools[f"{namespace}/{name}"] = {"manifest": pod_manifest, "n": itertools.count()}
+        # The operator's one-off step: the pool's shared admin Secret (kubectl create secret ...).
+        from toolzoo.sandbox.k8s_manifests import SECRET_KEY, pod_secret_name
+
+        secret = pod_secret_name(pod_manifest)
+        if secret is not None and ("Secret", namespace, secret) not in self.objects:
+            value = base64.b64encode(os.urandom(24).hex().encode()).decode()
+            self.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret, "namespace": namespace},
+                         "data": {SECRET_KEY: value}})
 
     def _maybe_fail(self, method: str, what: str) -> None:
         self.calls.append((method, what))
@@ -188,10 +205,13 @@ class FakeKubernetesAPI:
             self._emit("Pod", ns, name, "MODIFIED")
             return True
 
-    def _argv(self, container: Doc, port: int) -> list[str]:
+    def _argv(self, container: Doc, port: int, secret_file: str | None = None) -> list[str]:
         command, args = list(container.get("command") or []), list(container.get("args") or [])
-        if command == ["toolzoo"]:  # the image's entry point, here: this interpreter's toolzoo
+        if "toolzoo" in command:  # the image's entry point (after the root wrapper), here: this interpreter's
             command = [sys.executable, "-m", "toolzoo.cli"]
+        if "--admin-secret-fd" in args and secret_file is not None:
+            i = args.index("--admin-secret-fd")
+            args[i:i + 2] = ["--admin-secret-file", secret_file]
         for flag, value in (("--host", "127.0.0.1"), ("--port", str(port))):
             if flag in args:
                 args[args.index(flag) + 1] = value
@@ -209,10 +229,16 @@ class FakeKubernetesAPI:
         if self.pod_behaviour == "never_ready":
             return
         container = obj["spec"]["containers"][0]
+        secret_file = self._materialise_secret(ns, obj, pod)
+        if secret_file is False:
+            self._set_status(ns, name, lambda s: s.update(phase="Failed", reason="CreateContainerConfigError"))
+            return
         pod.port = _free_port()
-        env = {"PATH": os.environ.get("PATH", ""), **{e["name"]: e["value"] for e in container.get("env", [])},
+        # (no uid drop here, so no agent uid either: see the module docstring)
+        env = {"PATH": os.environ.get("PATH", ""), **{e["name"]: e["value"] for e in container.get("env", [])
+                                                       if e["name"] != "TOOLZOO_AGENT_UID"},
                "HOME": pod.workdir, "TOOLZOO_WORKSPACE": pod.workdir, "TMPDIR": pod.workdir}
-        pod.proc = subprocess.Popen(self._argv(container, pod.port), cwd=pod.workdir, env=env,
+        pod.proc = subprocess.Popen(self._argv(container, pod.port, secret_file or None), cwd=pod.workdir, env=env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = obj["spec"].get("activeDeadlineSeconds")
         if deadline:
@@ -232,6 +258,22 @@ class FakeKubernetesAPI:
         self._set_status(ns, name, lambda s: s.update(
             phase="Running", podIP="127.0.0.1", podIPs=[{"ip": "127.0.0.1"}],
             conditions=[{"type": "Ready", "status": "True", "lastTransitionTime": _now()}]))
+
+    def _materialise_secret(self, ns: str, obj: Doc, pod: _Pod) -> str | bool | None:
+        """The pod's admin Secret as a private file (None: the pod has no secret volume; False:
+        the Secret it names does not exist)."""
+        from toolzoo.sandbox.k8s_manifests import SECRET_KEY, pod_secret_name
+
+        name = pod_secret_name(obj)
+        if name is None:
+            return None
+        secret = self.objects.get(("Secret", ns, name))
+        if secret is None:
+            return False
+        path = os.path.join(pod.secret_dir, "admin-secret")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400), "wb") as f:
+            f.write(base64.b64decode(secret["data"][SECRET_KEY]))
+        return path
 
     def _deadline(self, ns: str, name: str) -> None:
         self._kill(ns, name)
@@ -257,6 +299,7 @@ class FakeKubernetesAPI:
         pod = self._pods.pop((ns, name), None)
         if pod is not None:
             shutil.rmtree(pod.workdir, ignore_errors=True)
+            shutil.rmtree(pod.secret_dir, ignore_errors=True)
 
     def pod_process(self, namespace: str, name: str) -> subprocess.Popen | None:
         pod = self._pods.get((namespace, name))
@@ -303,6 +346,9 @@ class FakeKubernetesAPI:
         obj = self.objects.get(("Pod", namespace, pod))
         if state is None or obj is None or obj["status"].get("phase") != "Running":
             raise ApiException(status=404 if obj is None else 400, reason="pod is not running")
+        if container not in {c["name"] for c in obj["spec"]["containers"]}:
+            raise ApiException(status=400, reason=f"container {container} is not valid for pod {pod}")
+        self.exec_containers.append(container)
         # The container's /workspace is this pod's folder.
         argv = [a.replace("/workspace", state.workdir) for a in argv]
         proc = subprocess.Popen(argv, cwd=state.workdir, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -28,7 +28,8 @@ import yaml
 from toolzoo.sandbox.base import LABEL_DEADLINE, LABEL_EPISODE, LABEL_PART_OF, LABEL_RUN, SandboxSpec
 
 __all__ = [
-    "CLAIM_GROUP", "CLAIM_PLURAL", "CLAIM_VERSION", "CONTAINER", "DEFAULT_IMAGE", "Doc", "LABEL_DEADLINE",
+    "CLAIM_GROUP", "CLAIM_PLURAL", "CLAIM_VERSION", "CONTAINER", "DEFAULT_IMAGE", "Doc", "EXEC_CONTAINER",
+    "LABEL_DEADLINE", "POOL_SECRET", "SECRET_KEY", "SECRET_VOLUME", "admin_secret_manifest", "pod_secret_name",
     "LABEL_EPISODE", "LABEL_PART_OF", "LABEL_ROLE", "LABEL_RUN", "SANDBOX_PORT", "WORKSPACE", "label_value",
     "load_docs", "manifests_dir", "render_network_policy", "render_sandbox_pod", "sandbox_claim_manifest",
     "sandbox_labels", "sandbox_pod_manifest", "short_hash",
@@ -39,6 +40,10 @@ Doc = dict[str, Any]
 DEFAULT_IMAGE = "toolzoo:latest"
 SANDBOX_PORT = 8080
 CONTAINER = "tool-server"  # the container in sandbox-pod.yaml that runs the tool server
+EXEC_CONTAINER = "workspace"  # the agent's: exec and files run here, as another uid, without the secret
+SECRET_VOLUME = "admin-secret"  # the Secret volume (tool-server only) holding the admin secret
+SECRET_KEY = "admin-secret"  # its key in the Secret
+POOL_SECRET = "toolzoo-sandbox-admin"  # the template's Secret (warm pools share it)
 WORKSPACE = "/workspace"
 LABEL_ROLE = "toolzoo.dev/role"
 CLAIM_GROUP, CLAIM_VERSION, CLAIM_PLURAL = "extensions.agents.x-k8s.io", "v1beta1", "sandboxclaims"
@@ -181,10 +186,11 @@ def render_sandbox_pod(
     if runtime_class:
         spec["runtimeClassName"] = runtime_class
     container = next(c for c in spec["containers"] if c["name"] == CONTAINER)
-    if image is not None:
-        container["image"] = image
+    for c in spec["containers"]:  # the tool server and the agent's exec container: one image, same limits
+        if image is not None:
+            c["image"] = image
+        _apply_resources(c, resources)
     container["args"][1] = domain
-    _apply_resources(container, resources)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -208,12 +214,31 @@ def runtime_class_for(spec: SandboxSpec) -> str | None:
     return str(value) if value else None
 
 
-def sandbox_pod_manifest(spec: SandboxSpec, deadline: float, name: str, namespace: str) -> Doc:
+def pod_secret_name(pod: Doc) -> str | None:
+    """The Secret a sandbox pod's tool server reads its admin secret from."""
+    for v in (pod.get("spec") or {}).get("volumes") or []:
+        if v.get("name") == SECRET_VOLUME:
+            return (v.get("secret") or {}).get("secretName")
+    return None
+
+
+def admin_secret_manifest(name: str, namespace: str, secret: str, labels: dict[str, str]) -> Doc:
+    """The per-sandbox Secret (one key, :data:`SECRET_KEY`) a pod's admin-secret volume names."""
+    import base64
+
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+            "data": {SECRET_KEY: base64.b64encode(secret.encode()).decode()}}
+
+
+def sandbox_pod_manifest(spec: SandboxSpec, deadline: float, name: str, namespace: str,
+                         secret_name: str | None = None) -> Doc:
     """The kubernetes tier's Pod for ``spec``: ``render_sandbox_pod`` plus what the tier adds.
 
     Added: the deadline label (absolute ``deadline``, for the reaper), ``--seed``, the working
     directory and ``TOOLZOO_WORKSPACE`` (exec and file paths are relative to /workspace).
-    Resources come from ``spec.limits``; ``image`` None keeps the template's.
+    Resources come from ``spec.limits``; ``image`` None keeps the template's. ``secret_name``
+    points the admin-secret volume at the sandbox's own Secret.
     """
     runtime = runtime_class_for(spec)
     # A deadline already passed still gives a pod that the kubelet ends at once (1 s), not an error.
@@ -226,6 +251,10 @@ def sandbox_pod_manifest(spec: SandboxSpec, deadline: float, name: str, namespac
     container["workingDir"] = WORKSPACE
     env = [e for e in container.get("env", []) if e["name"] != "TOOLZOO_WORKSPACE"]
     container["env"] = env + [{"name": "TOOLZOO_WORKSPACE", "value": WORKSPACE}]
+    if secret_name is not None:
+        for v in pod["spec"]["volumes"]:
+            if v["name"] == SECRET_VOLUME:
+                v["secret"]["secretName"] = secret_name
     return pod
 
 

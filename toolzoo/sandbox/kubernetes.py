@@ -24,6 +24,13 @@ from :mod:`toolzoo.sandbox.k8s_manifests`, which ``toolzoo.cluster.k8s_render`` 
 Options (``spec.options``): ``namespace`` (toolzoo), ``runtime_class``, ``warm_pool``, ``access``
 (auto | pod_ip | port_forward), ``ready_timeout_s`` (120), ``backoff_base_s`` (0.5),
 ``max_attempts`` (6), ``network_policy`` (true).
+
+Admin channel: the pod's tool server serves its admin tools only to requests carrying a secret
+it reads from a Secret volume mounted in its container alone (the tier creates one Secret per
+sandbox, ``<pod>-admin``, and deletes it with the pod; warm-pool pods share the pool's, which
+the tier reads through the API). ``exec`` and files run in the pod's other container
+(``workspace``: another uid, no secret, its own pid namespace), so code the agent runs can
+reach the server's port but not its admin tools, its processes or the secret.
 """
 
 from __future__ import annotations
@@ -44,9 +51,10 @@ from kubernetes.client.exceptions import ApiException
 
 from toolzoo.sandbox.base import (LABEL_DEADLINE, LABEL_PART_OF, LABEL_RUN, ExecResult, SandboxSpec, ServerState,
                                   deadline_for, deadline_passed, exec_plan)
-from toolzoo.sandbox.k8s_manifests import (CLAIM_GROUP, CLAIM_PLURAL, CLAIM_VERSION, CONTAINER, SANDBOX_PORT, WORKSPACE,
-                                           Doc, label_value, render_network_policy, sandbox_claim_manifest,
-                                           runtime_class_for, sandbox_pod_manifest, short_hash)
+from toolzoo.sandbox.k8s_manifests import (CLAIM_GROUP, CLAIM_PLURAL, CLAIM_VERSION, EXEC_CONTAINER, SANDBOX_PORT,
+                                           SECRET_KEY, WORKSPACE, Doc, admin_secret_manifest, label_value,
+                                           pod_secret_name, render_network_policy, runtime_class_for,
+                                           sandbox_claim_manifest, sandbox_labels, sandbox_pod_manifest, short_hash)
 from toolzoo.tools.session import MCPSession, SessionClosed, ToolSession
 
 
@@ -194,6 +202,8 @@ class KubernetesSandbox(ServerState):
         self.name = f"toolzoo-sb-{short_hash(spec.run_id, spec.episode_id, length=10)}-{secrets.token_hex(3)}"
         self.pod_name: str | None = None
         self.claim_name: str | None = None
+        self.admin_secret: str | None = None
+        self.secret_name: str | None = None  # the Secret this sandbox made (deleted at close)
         self._session: _PodSession | None = None
         self._close_endpoint: Callable[[], None] = lambda: None
         self._closed = False
@@ -209,7 +219,7 @@ class KubernetesSandbox(ServerState):
                 access = "pod_ip" if os.environ.get("KUBERNETES_SERVICE_HOST") else "port_forward"
             url, self._close_endpoint = await asyncio.to_thread(self.api.endpoint, self.namespace, pod,
                                                                 SANDBOX_PORT, access)
-            self._session = _PodSession(url)
+            self._session = _PodSession(url, admin_secret=self.admin_secret)
             await self._session.open()
             if self.warm_pool:
                 served = self._session.server_name()
@@ -228,7 +238,12 @@ class KubernetesSandbox(ServerState):
                 raise
 
     async def _create_pod(self) -> Doc:
-        manifest = sandbox_pod_manifest(self.spec, self.deadline, self.name, self.namespace)
+        self.admin_secret = secrets.token_urlsafe(32)
+        secret = admin_secret_manifest(f"{self.name}-admin", self.namespace, self.admin_secret,
+                                       sandbox_labels(self.spec, self.deadline))
+        await self.backoff.call(self.api.create, secret)
+        self.secret_name = secret["metadata"]["name"]
+        manifest = sandbox_pod_manifest(self.spec, self.deadline, self.name, self.namespace, self.secret_name)
         created = await self.backoff.call(self.api.create, manifest)
         self.pod_name = self.name
         rv = (created.get("metadata") or {}).get("resourceVersion")
@@ -244,6 +259,12 @@ class KubernetesSandbox(ServerState):
         pod = await self.backoff.call(self.api.get, "Pod", self.namespace, self.pod_name)
         if not pod_ready(pod):
             pod = await self._wait("Pod", self.pod_name, (pod.get("metadata") or {}).get("resourceVersion"), pod_ready)
+        # A warm pod was started before this episode: its secret is the pool's Secret.
+        name = pod_secret_name(pod)
+        if name is None:
+            raise SandboxStartError(f"warm pod {self.pod_name} has no admin-secret volume")
+        data = (await self.backoff.call(self.api.get, "Secret", self.namespace, name)).get("data") or {}
+        self.admin_secret = base64.b64decode(data.get(SECRET_KEY, "")).decode().strip() or None
         return pod
 
     async def _wait(self, kind: str, name: str, rv: str | None, ready: Callable[[Doc], bool]) -> Doc:
@@ -287,7 +308,7 @@ class KubernetesSandbox(ServerState):
         t, argv, data = exec_plan(self.deadline, command, stdin, timeout)
         if t <= 0:
             return deadline_passed()
-        out, err, code, timed_out = await self.backoff.call(self.api.exec, self.namespace, self._pod(), CONTAINER,
+        out, err, code, timed_out = await self.backoff.call(self.api.exec, self.namespace, self._pod(), EXEC_CONTAINER,
                                                             argv, data, t)
         cap = self.spec.limits.output_bytes
         truncated = len(out) > cap or len(err) > cap
@@ -318,12 +339,13 @@ class KubernetesSandbox(ServerState):
         except Exception:
             pass
         kind, name = ("SandboxClaim", self.claim_name) if self.claim_name else ("Pod", self.pod_name)
-        if name is not None:
-            try:
-                await self.backoff.call(self.api.delete, kind, self.namespace, name)
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
+        for kind, name in ((kind, name), ("Secret", self.secret_name)):
+            if name is not None:
+                try:
+                    await self.backoff.call(self.api.delete, kind, self.namespace, name)
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
 
     def _pod(self) -> str:
         if self.pod_name is None or self._closed:
@@ -362,7 +384,7 @@ def gc_kubernetes(run_id: str | None = None, *, api: KubeAPI | None = None, name
     now = time.time() if now is None else now
     selector = run_selector(run_id)
     deleted: list[str] = []
-    for kind in ("SandboxClaim", "Pod", "NetworkPolicy"):
+    for kind in ("SandboxClaim", "Pod", "Secret", "NetworkPolicy"):
         try:
             items = _with_retries(api.list, kind, namespace, selector)
         except ApiException as exc:
@@ -379,6 +401,8 @@ def gc_kubernetes(run_id: str | None = None, *, api: KubeAPI | None = None, name
                     continue
             if kind == "NetworkPolicy" and (run_id is None or LABEL_RUN not in labels):
                 continue  # the namespace-wide policy is not a leftover
+            if kind == "Secret" and LABEL_RUN not in labels:
+                continue  # a warm pool's shared Secret is not a leftover
             name = obj["metadata"]["name"]
             try:
                 _with_retries(api.delete, kind, namespace, name)
@@ -434,6 +458,8 @@ class KubernetesClientAPI:
             return self._plain(self.core.create_namespaced_pod(ns, doc))
         if doc["kind"] == "NetworkPolicy":
             return self._plain(self.net.create_namespaced_network_policy(ns, doc))
+        if doc["kind"] == "Secret":
+            return self._plain(self.core.create_namespaced_secret(ns, doc))
         return self.custom.create_namespaced_custom_object(CLAIM_GROUP, CLAIM_VERSION, ns, CLAIM_PLURAL, doc)
 
     def get(self, kind: str, namespace: str, name: str) -> Doc:
@@ -441,6 +467,8 @@ class KubernetesClientAPI:
             return self._plain(self.core.read_namespaced_pod(name, namespace))
         if kind == "NetworkPolicy":
             return self._plain(self.net.read_namespaced_network_policy(name, namespace))
+        if kind == "Secret":
+            return self._plain(self.core.read_namespaced_secret(name, namespace))
         return self.custom.get_namespaced_custom_object(CLAIM_GROUP, CLAIM_VERSION, namespace, CLAIM_PLURAL, name)
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
@@ -448,6 +476,8 @@ class KubernetesClientAPI:
             self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
         elif kind == "NetworkPolicy":
             self.net.delete_namespaced_network_policy(name, namespace)
+        elif kind == "Secret":
+            self.core.delete_namespaced_secret(name, namespace)
         else:
             self.custom.delete_namespaced_custom_object(CLAIM_GROUP, CLAIM_VERSION, namespace, CLAIM_PLURAL, name)
 
@@ -456,6 +486,8 @@ class KubernetesClientAPI:
             return self._plain(self.core.list_namespaced_pod(namespace, label_selector=label_selector))["items"]
         if kind == "NetworkPolicy":
             return self._plain(self.net.list_namespaced_network_policy(namespace, label_selector=label_selector))["items"]
+        if kind == "Secret":
+            return self._plain(self.core.list_namespaced_secret(namespace, label_selector=label_selector))["items"]
         return self.custom.list_namespaced_custom_object(CLAIM_GROUP, CLAIM_VERSION, namespace, CLAIM_PLURAL,
                                                          label_selector=label_selector)["items"]
 

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import math
 import os
-import secrets
 import shutil
 import signal
 import sys
@@ -28,6 +27,7 @@ from toolzoo.sandbox.base import ExecResult, SandboxLimits, SandboxSpec
 WORKSPACE = "/workspace"
 FILE_BYTES_DEFAULT = 64 * 1024 * 1024  # RLIMIT_FSIZE when options carry no file_bytes
 UID_BASE, UID_SPAN = 200_000, 1_000_000  # per-sandbox host uids (root driver only)
+SECRET_PATH = "/run/toolzoo/admin-secret"  # the admin secret inside a tool server's jail or container
 
 
 def file_bytes(spec: SandboxSpec) -> int:
@@ -44,8 +44,11 @@ def running_as_root() -> bool:
 
 
 def sandbox_uid() -> int:
-    """A fresh host uid for one sandbox (only used when the driver is root)."""
-    return UID_BASE + secrets.randbelow(UID_SPAN)
+    """A fresh host uid for one sandbox (only used when the driver is root), claimed so no
+    other live sandbox gets it (see ``identity.allocate_uids``; release it at close)."""
+    from toolzoo.sandbox.identity import allocate_uids
+
+    return allocate_uids(1)[0]
 
 
 def _python_roots() -> list[str]:
@@ -89,11 +92,14 @@ def _system_binds() -> list[str]:
 
 def bwrap_prefix(workspace: str, limits: SandboxLimits, *, uid: int | None, extra_ro: list[str] = (),
                  file_bytes: int = FILE_BYTES_DEFAULT, cpu_seconds: float | None = None,
-                 ttl_s: float | None = None) -> list[str]:
+                 ttl_s: float | None = None, privs: list[str] | None = None,
+                 secret_file: str | None = None) -> list[str]:
     """The command prefix that runs what follows inside a fresh jail: no network (a new net
     namespace with only a down loopback), new pid/ipc/uts namespaces, read-only system and
     Python, private /tmp, ``workspace`` writable at /workspace, limits applied, and (with
-    ``ttl_s``) killed after its time to live."""
+    ``ttl_s``) killed after its time to live. ``privs`` replaces the default drop to ``uid``
+    (the tool server keeps a few capabilities, see ``identity.server_privs``); ``secret_file``
+    is shown read-only at :data:`SECRET_PATH` (only in the tool server's jail)."""
     bw = bwrap_path()
     assert bw is not None
     args = [bw, "--die-with-parent", "--new-session"]
@@ -120,12 +126,17 @@ def bwrap_prefix(workspace: str, limits: SandboxLimits, *, uid: int | None, extr
         args += ["--perms", "0755", "--dir", a]
     for root in roots:
         args += ["--ro-bind", root, root]
+    if secret_file is not None:
+        args += ["--perms", "0755", "--dir", "/run", "--perms", "0755", "--dir", os.path.dirname(SECRET_PATH),
+                 "--ro-bind", secret_file, SECRET_PATH]
     args += ["--proc", "/proc", "--dev", "/dev",
              "--bind", workspace, WORKSPACE, "--chdir", WORKSPACE,
              "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
              "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--setenv", "MALLOC_ARENA_MAX", "2",
              "--hostname", "sandbox", "--"]
-    if uid is not None:
+    if privs is not None:
+        args += privs
+    elif uid is not None:
         args += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                  "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
     args += prlimit_args(limits, file_bytes=file_bytes, cpu_seconds=cpu_seconds)
@@ -307,10 +318,11 @@ class OwnedSession:
     one task (a pool's refiller) and closed in another (whoever releases), so the session
     lives in its own task and ``close`` just signals it."""
 
-    def __init__(self, server, session_cls=None) -> None:
+    def __init__(self, server, session_cls=None, *, admin_secret: str | None = None) -> None:
         from toolzoo.tools.session import MCPSession
 
-        self.session = (session_cls or MCPSession)(server)
+        cls = session_cls or MCPSession
+        self.session = cls(server, admin_secret=admin_secret) if admin_secret else cls(server)
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
 

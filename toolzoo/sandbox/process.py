@@ -12,12 +12,23 @@ the workspace, exec, limits, registry and reaper work as for toolzoo's own serve
 (a repository for a git server, say).
 Without bubblewrap the tier runs only when ``spec.allow_unisolated`` is set, and
 ``isolation`` says so: it is never silently downgraded.
+
+Admin channel: the driver makes a per-sandbox secret and writes it to a host file (mode 0400,
+owned by the server's uid) that only the tool server's jail shows, at ``limits.SECRET_PATH``;
+the server reads it at start and the driver removes the host file once the session is open.
+With a root driver the server runs as its own uid (``server_uid``) and everything the agent
+runs -- ``exec`` and the commands the server's code tools start -- as another (``uid``), both
+claimed uniquely (``identity.allocate_uids``): agent code cannot read the secret, open the
+server's stdin under /proc, ptrace or signal it. As a normal user (one uid, user namespace)
+that separation is not available, and ``isolation`` says "shared uid".
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -25,11 +36,13 @@ import time
 import uuid
 from pathlib import Path
 
+from toolzoo.sandbox import identity
 from toolzoo.sandbox import limits as L
 from toolzoo.sandbox.base import ExecResult, SandboxSpec, ServerState, deadline_for, deadline_passed, exec_plan, started
 from toolzoo.sandbox.reaper import RegistryEntry, process_start_time, record, unrecord
 from toolzoo.sandbox.source import SourceSession
 from toolzoo.tools.session import MCPSession, stdio_params
+from toolzoo.tools.serve_slim import SCRIPT as SLIM_SERVER
 from toolzoo.tools.spec import SourceSpec
 
 
@@ -52,13 +65,16 @@ def _domain_arg(spec: SandboxSpec) -> tuple[str, list[str]]:
 
 class ProcessSandbox(ServerState):
     def __init__(self, spec: SandboxSpec, sandbox_id: str, workspace: str, uid: int | None, isolation: str,
-                 extra_ro: list[str], source: SourceSpec | None = None):
+                 extra_ro: list[str], source: SourceSpec | None = None, server_uid: int | None = None):
         self.spec = spec
         self.source = source
         self.sandbox_id = sandbox_id
         self.deadline = deadline_for(spec)
         self.workspace = workspace
-        self.uid = uid
+        self.uid = uid  # the agent's (exec, workspace owner); a third-party server's too
+        self.server_uid = server_uid  # toolzoo's own tool server (root driver)
+        self.admin_secret = secrets.token_urlsafe(32) if source is None else None
+        self._secret_file: str | None = None
         self.isolation = isolation
         self.tainted = False  # code ran or files changed: a pool must not reuse it
         self.pid: int | None = None
@@ -73,10 +89,17 @@ class ProcessSandbox(ServerState):
     def isolated(self) -> bool:
         return self.isolation.startswith("bubblewrap")
 
-    def _prefix(self, *, ttl_s: float | None, cpu_seconds: float | None) -> list[str]:
+    def _prefix(self, *, ttl_s: float | None, cpu_seconds: float | None, server: bool = False) -> list[str]:
         if self.isolated:
+            privs = None
+            if self.uid is not None and not (server and self.source is not None):
+                # The tool server keeps only what starts and stops agent code as the agent's uid;
+                # agent code (an exec) drops to that uid with nothing. Both write group-shared files.
+                privs = (identity.server_privs(self.server_uid, self.uid) if server
+                         else identity.agent_privs(self.uid)) + identity.UMASK_002
             return L.bwrap_prefix(self.workspace, self.spec.limits, uid=self.uid, extra_ro=self._extra_ro,
-                                  file_bytes=L.file_bytes(self.spec), cpu_seconds=cpu_seconds, ttl_s=ttl_s)
+                                  file_bytes=L.file_bytes(self.spec), cpu_seconds=cpu_seconds, ttl_s=ttl_s,
+                                  privs=privs, secret_file=self._secret_file if server else None)
         # Unisolated (allowed by config): limits and time to live still apply.
         pre = L.prlimit_args(self.spec.limits, file_bytes=L.file_bytes(self.spec), cpu_seconds=cpu_seconds)
         if ttl_s is not None:
@@ -92,12 +115,35 @@ class ProcessSandbox(ServerState):
             assert self.source.command is not None
             return list(self.source.command), dict(self.source.env)
         domain, _ = _domain_arg(self.spec)
-        return [sys.executable, "-X", f"toolzoo_sandbox={self.sandbox_id}", "-m", "toolzoo.cli", "serve-mcp",
-                domain, "--transport", "stdio", "--seed", str(self.spec.seed)], {}
+        secret_path = L.SECRET_PATH if self.isolated else self._secret_file
+        env = {identity.ENV_AGENT_UID: str(self.uid)} if self.uid is not None else {}
+        # The slim entry point: what `toolzoo serve-mcp --transport stdio` serves, ~19 MiB less
+        # unique memory per sandbox (no CLI, gymnasium or CEL REPL imports; bench/density.py).
+        return [sys.executable, "-X", f"toolzoo_sandbox={self.sandbox_id}", SLIM_SERVER,
+                domain, "--seed", str(self.spec.seed),
+                "--admin", "--admin-secret-file", str(secret_path)], env
+
+    def _write_secret(self) -> None:
+        """The admin secret in a host file only the server's uid (root driver) or this user can read."""
+        d = identity.secrets_dir()
+        path = d / self.sandbox_id
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.admin_secret)
+        if self.server_uid is not None:
+            os.chown(path, self.server_uid, 0)
+        self._secret_file = str(path)
+
+    def _remove_secret(self) -> None:
+        if self._secret_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._secret_file)
 
     async def _start(self) -> None:
+        if self.admin_secret is not None:
+            self._write_secret()
         server, server_env = self._server()
-        argv = self._prefix(ttl_s=self.deadline - time.time(), cpu_seconds=None) + server
+        argv = self._prefix(ttl_s=self.deadline - time.time(), cpu_seconds=None, server=True) + server
         env = self._marker_env() | L.unisolated_env() | server_env
         cwd = None if self.isolated else self.workspace
         me = os.getpid()
@@ -107,12 +153,15 @@ class ProcessSandbox(ServerState):
         self._entry = RegistryEntry(
             tier="process", sandbox_id=self.sandbox_id, run_id=self.spec.run_id, episode_id=self.spec.episode_id,
             labels=self.spec.labels(self.deadline), deadline=self.deadline, driver_pid=me,
-            driver_start=process_start_time(me), pgid=None, uid=self.uid, workspace=self.workspace)
+            driver_start=process_start_time(me), pgid=None, uid=self.uid, workspace=self.workspace,
+            uids=[u for u in (self.uid, self.server_uid) if u is not None])
         record(self._entry)
         # A third-party server has no toolzoo admin tools: its session says so.
         session_cls = SourceSession if self.source is not None else MCPSession
-        self._owner = L.OwnedSession(stdio_params(argv, env=env, cwd=cwd), session_cls)
+        self._owner = L.OwnedSession(stdio_params(argv, env=env, cwd=cwd), session_cls,
+                                     admin_secret=self.admin_secret)
         self._session = await self._owner.open()
+        self._remove_secret()  # the server read it before answering initialize
         # The SDK spawns the server in a new session: its pid is the group id. Find it by our
         # unique workspace path in its command line (the SDK does not expose the process).
         pids = L.pids_where(lambda i: i["ppid"] == me and self.workspace in i["cmdline"]) if self.isolated else \
@@ -160,6 +209,7 @@ class ProcessSandbox(ServerState):
                 f.write(data)
             if self.uid is not None:
                 os.chown(host, self.uid, self.uid)
+                os.chmod(host, 0o664)  # the tool server (group member) may rewrite it too
 
         await asyncio.to_thread(write)
 
@@ -171,19 +221,28 @@ class ProcessSandbox(ServerState):
             return
         self._closed = True
         # Kill first so the SDK's graceful shutdown (stdin close, 2 s grace) returns at once.
-        if self.pid is not None:
+        # Only a group whose leader still carries this sandbox's marker: pids get reused.
+        if self.pid is not None and self._ours(self.pid):
             L.kill_group(self.pid)
         if self._owner is not None:
             await self._owner.close()
-        if self.uid is not None:
-            # Processes of the sandbox's own uid (a fork bomb may still be forking): kill until none.
+        uids = [u for u in (self.uid, self.server_uid) if u is not None]
+        if uids:
+            # Processes of the sandbox's own uids (a fork bomb may still be forking): kill until
+            # none. The uids were claimed for this sandbox alone, so no other sandbox is touched.
             for _ in range(100):
-                if not L.kill_uid(self.uid):
+                if not sum(L.kill_uid(u) for u in uids):
                     break
                 await asyncio.sleep(0.03)
+            identity.release_uids(uids)
+        self._remove_secret()
         shutil.rmtree(self.workspace, ignore_errors=True)
         if self._entry is not None:
             unrecord(self._entry)
+
+    def _ours(self, pid: int) -> bool:
+        info = L.proc_info(pid)
+        return info is not None and (self.workspace in info["cmdline"] or self.sandbox_id in info["cmdline"])
 
     def _check_open(self) -> None:
         if self._closed:
@@ -191,10 +250,12 @@ class ProcessSandbox(ServerState):
 
 
 def isolation_for(spec: SandboxSpec) -> tuple[str, int | None]:
+    """What the tier can obtain. Returns no uid: :func:`create_process` claims them (a probe
+    like ``source.py``'s must not leave claims behind)."""
     if L.bwrap_path() is not None and not spec.options.get("no_bwrap"):
         if L.running_as_root():
-            return "bubblewrap (own uid)", L.sandbox_uid()
-        return "bubblewrap", None
+            return "bubblewrap (own uid)", None
+        return "bubblewrap (shared uid: agent code can reach the tool server)", None
     if spec.allow_unisolated:
         return "none (allowed by config)", None
     raise IsolationUnavailable(
@@ -204,13 +265,24 @@ def isolation_for(spec: SandboxSpec) -> tuple[str, int | None]:
 
 async def create_process(spec: SandboxSpec, source: SourceSpec | None = None) -> ProcessSandbox:
     """A jailed sandbox serving ``spec.domain``, or the third-party server ``source``."""
-    isolation, uid = isolation_for(spec)
+    isolation, _ = isolation_for(spec)
+    uid = server_uid = None
+    if isolation == "bubblewrap (own uid)":
+        # The agent's uid, and (toolzoo's own server) the server's: claimed, never shared.
+        uid, server_uid = identity.allocate_uids(2) if source is None else (identity.allocate_uids(1)[0], None)
+        isolation = "bubblewrap (own uids: tool server and agent code apart)" if source is None else isolation
     sandbox_id = uuid.uuid4().hex[:12]
     root = workspace_root()
     root.mkdir(parents=True, exist_ok=True)
-    workspace = tempfile.mkdtemp(prefix=f"toolzoo-sbx-{sandbox_id}-", dir=root)
-    if uid is not None:
-        os.chown(workspace, uid, uid)
+    try:
+        workspace = tempfile.mkdtemp(prefix=f"toolzoo-sbx-{sandbox_id}-", dir=root)
+        if uid is not None:
+            os.chown(workspace, uid, uid)
+            os.chmod(workspace, 0o2770)  # setgid: both identities share the agent's group
+    except BaseException:
+        identity.release_uids([u for u in (uid, server_uid) if u is not None])
+        raise
     _, extra_ro = _domain_arg(spec)
     extra_ro += [str(Path(p).resolve()) for p in spec.options.get("ro_binds", [])]
-    return await started(ProcessSandbox(spec, sandbox_id, workspace, uid, isolation, extra_ro, source))
+    return await started(ProcessSandbox(spec, sandbox_id, workspace, uid, isolation, extra_ro, source,
+                                        server_uid=server_uid))

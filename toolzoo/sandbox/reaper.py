@@ -33,6 +33,7 @@ class RegistryEntry(BaseModel):
     driver_start: str = ""  # /proc/<pid>/stat start time: pids get reused
     pgid: int | None = None
     uid: int | None = None
+    uids: list[int] = Field(default_factory=list)  # every uid claimed for the sandbox (server, agent)
     workspace: str | None = None
     container: str | None = None
 
@@ -115,12 +116,22 @@ def kill_entry(entry: RegistryEntry) -> int:
         # pids are reused: only kill a group whose leader still carries our marker.
         if info is not None and marker in info["cmdline"] and kill_group(entry.pgid):
             killed += 1
-    if entry.uid is not None and kill_uid(entry.uid):
-        killed += 1
+    for uid in sorted({*entry.uids, *([entry.uid] if entry.uid is not None else [])}):
+        if kill_uid(uid):
+            killed += 1
     for pid in find_marked(marker):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, 9)
     return killed
+
+
+def _release(entry: RegistryEntry) -> None:
+    """Give back the entry's uid claims and remove its admin secret file (if still there)."""
+    from toolzoo.sandbox.identity import release_uids, secrets_dir
+
+    release_uids(sorted({*entry.uids, *([entry.uid] if entry.uid is not None else [])}))
+    with contextlib.suppress(FileNotFoundError):
+        (secrets_dir() / entry.sandbox_id).unlink()
 
 
 def remove_workspace(entry: RegistryEntry) -> bool:
@@ -151,6 +162,7 @@ def gc(run_id: str | None = None, *, expired: bool = False, include_live: bool =
         if entry.container:
             report.containers_removed += _remove_container(entry.container)
         report.workspaces_removed += remove_workspace(entry)
+        _release(entry)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
             report.registry_entries_removed += 1

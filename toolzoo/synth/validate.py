@@ -6,6 +6,11 @@ Checks, each reported with a reason code (so reports can count them):
 * ``no_templates`` / ``unreachable_tool`` — a tool that no goal template's solution uses can
   never be exercised by a generated task, so it is dead weight (or a sign of a broken template).
 * ``task_generation`` — the generator cannot place a template at some length/seed.
+* ``template_error`` — a template's bindings held but its reference solution failed for a reason
+  other than a tool's ``require`` (a typo deep in an effect, a write that breaks a schema...):
+  named by file:line and the failing step.
+* ``never_generates`` — (``deep``) a template placed on no state of any seed tried: at the start,
+  after every other template, and in generated chains.
 * ``oracle_failure`` — an oracle episode (scripted user, per-turn) on a generated task fails the
   verifiable judge: the labels, answers or effects disagree with each other.
 * ``duplicate_name`` — the domain name is already taken.
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import json
+import random
 import time
 from pathlib import Path
 from typing import Any, Iterable, Literal
@@ -32,7 +38,7 @@ import yaml
 from toolzoo.config import LoadError, SourceMap, validate_model
 from toolzoo.envs.episode import run_episode
 from toolzoo.envs.scripted_user import ScriptedUser
-from toolzoo.envs.taskgen import TaskGenerationError, TaskGenerator
+from toolzoo.envs.taskgen import GeneratorOptions, TaskGenerationError, TaskGenerator, TemplateError, template_location
 from toolzoo.agents.scripted import OracleAgent
 from toolzoo.tools.loader import Domain, compile_domain, load_domain, load_domain_text
 from toolzoo.tools.runtime import DomainRuntime
@@ -42,8 +48,8 @@ from toolzoo.tools.state import seed_state
 
 _FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-Reason = Literal["load_error", "no_templates", "unreachable_tool", "task_generation", "oracle_failure",
-                 "duplicate_name", "near_duplicate_tool", "duplicate_domain"]
+Reason = Literal["load_error", "no_templates", "unreachable_tool", "task_generation", "template_error",
+                 "never_generates", "oracle_failure", "duplicate_name", "near_duplicate_tool", "duplicate_domain"]
 
 
 class ValidationIssue(BaseModel):
@@ -138,6 +144,10 @@ async def oracle_check(domain: Domain, lengths: Iterable[int], seeds: Iterable[i
             except TaskGenerationError as exc:
                 result.issues.append(ValidationIssue(reason="task_generation", detail=str(exc)))
                 continue
+            except TemplateError as exc:
+                if not any(i.reason == "template_error" and exc.location in i.detail for i in result.issues):
+                    result.issues.append(ValidationIssue(reason="template_error", detail=str(exc)))
+                continue
             except Exception as exc:  # a CEL/runtime surprise is the domain's fault, not a crash
                 result.issues.append(ValidationIssue(reason="task_generation",
                                                      detail=f"length {length} seed {seed}: {type(exc).__name__}: {exc}"))
@@ -152,6 +162,67 @@ async def oracle_check(domain: Domain, lengths: Iterable[int], seeds: Iterable[i
                 result.issues.append(ValidationIssue(
                     reason="oracle_failure",
                     detail=f"length {length} seed {seed} templates {[s.template for s in task.subtasks]}: {why}"))
+
+
+def template_check(domain: Domain, seeds: Iterable[int], never_generates: bool = True,
+                   chain_lengths: Iterable[int] = (2, 4, 8)) -> list[ValidationIssue]:
+    """Place every template on every seed's state: first (when it needs no ``prev``), after each
+    template that can come first, and along generated chains. A template whose solution fails
+    with its bindings held is a ``template_error`` (each template reported once); with
+    ``never_generates``, a template placed nowhere is reported too."""
+    issues: dict[str, ValidationIssue] = {}
+    placed: set[str] = set()
+
+    def attempt(fn: Any) -> Any:
+        try:
+            return fn()
+        except TemplateError as exc:
+            issues.setdefault(exc.template_id, ValidationIssue(reason="template_error", detail=str(exc)))
+            return None
+
+    for seed in seeds:
+        rng = random.Random(f"validate:{domain.name}:{seed}")
+        firsts = []
+        for first in domain.subtasks:
+            if first.spec.uses_prev:
+                continue
+            gen = TaskGenerator(domain, GeneratorOptions(templates=[first.spec.id]))
+            runtime = DomainRuntime(domain, seed_state(domain.spec, seed))
+            inst = attempt(lambda: gen.try_template(first, runtime, rng, None))
+            if inst is None:
+                continue
+            placed.add(first.spec.id)
+            firsts.append((first, runtime.state.snapshot(), inst.bind))
+        for template in domain.subtasks:
+            if template.spec.id in issues:
+                continue
+            for first, snapshot, bind in firsts:
+                state = seed_state(domain.spec, seed)
+                state.restore(snapshot)
+                inst = attempt(lambda: TaskGenerator(domain).try_template(template, DomainRuntime(domain, state), rng, bind))
+                if inst is not None:
+                    placed.add(template.spec.id)
+                    break
+        for length in chain_lengths:
+            for chain in (False, True):
+                try:
+                    task = TaskGenerator(domain, GeneratorOptions(chain=chain)).generate(seed, length)
+                except TemplateError as exc:
+                    issues.setdefault(exc.template_id, ValidationIssue(reason="template_error", detail=str(exc)))
+                    continue
+                except TaskGenerationError:
+                    continue
+                placed.update(s.template for s in task.subtasks)
+    out = list(issues.values())
+    if never_generates:
+        for template in domain.subtasks:
+            if template.spec.id not in placed and template.spec.id not in issues:
+                out.append(ValidationIssue(
+                    reason="never_generates",
+                    detail=f"{template_location(domain, template)} (template {template.spec.id!r}): placed on no "
+                           f"state of seeds {list(seeds)} (its bindings never hold, or a tool's require always "
+                           f"refuses its solution)"))
+    return out
 
 
 def _load(source: DomainSpec | Domain | str | Path, text: bool) -> Domain:

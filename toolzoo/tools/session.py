@@ -4,6 +4,14 @@ Two implementations with identical results, errors and state (held to it by a co
 test): :class:`DirectSession` calls the runtime in-process without JSON-RPC framing (the fast
 inline path), :class:`MCPSession` is a real MCP client over any transport (in-memory, stdio,
 streamable HTTP) and is what every isolation boundary uses.
+
+Admin calls (snapshot, restore, hash, reset) carry the server's admin secret in the request's
+``_meta``: an :class:`MCPSession` made with ``admin_secret`` (or over the in-memory transport
+of a :class:`~toolzoo.tools.server.DomainServer`, which hands it over in memory) can make them;
+agents never reach them through a session either way.
+
+Code-running (``impl:``) tools run in a worker thread on both sessions: a 60 s ``run_python``
+must not freeze the event loop every concurrent episode shares.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from mcp.client.stdio import stdio_client
 
 from toolzoo.core import ToolResult, ToolSpecView
 from toolzoo.tools.runtime import DomainRuntime
-from toolzoo.tools.server import ADMIN_PREFIX, from_call_result
+from toolzoo.tools.server import ADMIN_META_KEY, ADMIN_PREFIX, from_call_result
 
 
 class SessionClosed(Exception):
@@ -48,7 +56,12 @@ class DirectSession:
         return self.runtime.tool_views()
 
     async def call_tool(self, name: str, args: Any, call_id: str = "") -> ToolResult:
-        result = await self.runtime.call(name, args)
+        tool = self.runtime.domain.tools.get(name)
+        if tool is not None and tool.impl is not None and not tool.spec.simulated:
+            # Off the event loop (the MCP server does the same), so other episodes keep going.
+            result = await asyncio.to_thread(self.runtime.call_sync, name, args)
+        else:
+            result = await self.runtime.call(name, args)
         return result.model_copy(update={"call_id": call_id})
 
     async def snapshot(self) -> dict[str, Any]:
@@ -69,7 +82,9 @@ class MCPSession:
     """An MCP client session. ``server`` is anything ``mcp.Client`` accepts: a low-level
     ``Server`` (in-memory), ``StdioServerParameters`` (stdio) or an ``http(s)://`` URL."""
 
-    def __init__(self, server: Any, *, mode: str = "auto"):
+    def __init__(self, server: Any, *, mode: str = "auto", admin_secret: str | None = None):
+        # The in-memory transport's server object carries its secret (same process: the driver).
+        self._admin_secret = admin_secret or getattr(server, "_toolzoo_admin_secret", None)
         self._stderr: Any = None
         if isinstance(server, StdioServerParameters):
             # The server's stderr goes to a private file, not the driver's: a server process
@@ -111,7 +126,7 @@ class MCPSession:
 
     async def list_tools(self) -> list[ToolSpecView]:
         if self._tools is None:
-            listed = await self._guard(self._client.list_tools())
+            listed = await self._guard(self._client.list_tools(meta=self._meta()))
             self._tools = [
                 ToolSpecView(name=t.name, description=t.description or "", parameters=dict(t.input_schema))
                 for t in listed.tools if not t.name.startswith(ADMIN_PREFIX)
@@ -128,10 +143,15 @@ class MCPSession:
         return from_call_result(name, result, call_id)
 
     async def _admin(self, name: str, args: dict[str, Any] | None = None) -> Any:
-        result = from_call_result(name, await self._guard(self._client.call_tool(name, args or {})))
+        if self._tools is None:
+            await self.list_tools()  # the SDK validates results against its (secret-holding) listing
+        result = from_call_result(name, await self._guard(self._client.call_tool(name, args or {}, meta=self._meta())))
         if result.is_error:
             raise RuntimeError(f"{name} failed: {result.content}")
         return result.structured
+
+    def _meta(self) -> dict[str, str] | None:
+        return {ADMIN_META_KEY: self._admin_secret} if self._admin_secret else None
 
     async def snapshot(self) -> dict[str, Any]:
         return await self._admin("_toolzoo_snapshot")

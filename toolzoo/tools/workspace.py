@@ -12,8 +12,10 @@ module (function name, coefficients, bug kind) and the last test verdict. The fi
 materialised from those parameters on the first call (and again when the parameters change,
 e.g. after ``_toolzoo_reset``). Writes are deliberately not hashed into the state: any fix
 that makes the tests pass is right, so the judged state is the test verdict (``status``),
-which only ``run_tests`` sets -- and it always runs the canonical test text, so editing the
-test file does not help.
+which only ``run_tests`` sets. Its verdict is the harness's: a runner it owns reports each
+case's value as plain JSON tagged with a per-run nonce, the tool server compares the values
+with the expected ones (canonical inputs plus fresh random ones), and the exit code decides
+nothing -- so early exits, objects with a forged ``__eq__`` and edited test files all fail.
 
 Results are deterministic: the workspace path is replaced by ``.`` in all output.
 """
@@ -24,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import selectors
 import signal
 import subprocess
@@ -44,6 +47,7 @@ MAX_TIMEOUT_S = 60.0
 OUTPUT_CAP = 16_000  # characters per stream returned to the agent (reading stops past twice that)
 READ_CAP = 200_000
 _MARKER = ".toolzoo_seeded"
+CANONICAL_CASES = (0, 1, 2, 7)  # the inputs the test file asserts
 
 _scratch: weakref.WeakKeyDictionary[State, tempfile.TemporaryDirectory] = weakref.WeakKeyDictionary()
 
@@ -89,7 +93,7 @@ def test_source(rec: dict[str, Any]) -> str:
     mod = Path(rec["path"]).stem
     checks = "\n".join(
         f"    assert {rec['fn']}({x}) == {rec['a'] * x + rec['b']}, f\"{rec['fn']}({x}) = {{{rec['fn']}({x})}}\""
-        for x in (0, 1, 2, 7))
+        for x in CANONICAL_CASES)
     return (f"import sys\nsys.path.insert(0, '.')\nfrom {mod} import {rec['fn']}\n\n\ndef test():\n{checks}\n\n\n"
             f"if __name__ == '__main__':\n    test()\n    print('passed')\n")
 
@@ -144,6 +148,9 @@ def _run(argv: list[str], root: Path, timeout: float, stdin: str | None = None) 
     killed by a signal (a resource limit) is a tool error the agent sees."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root), "PYTHONHASHSEED": "0",
            "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
+    from toolzoo.sandbox.identity import agent_prefix  # in a sandbox: agent code runs as the agent's uid
+
+    argv = agent_prefix() + argv
     try:
         proc = subprocess.Popen(argv, cwd=root, env=env, start_new_session=True, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -245,8 +252,104 @@ def list_dir(args: dict[str, Any], state: State) -> dict[str, Any]:
     return {"path": args.get("path") or ".", "entries": entries}
 
 
+# The harness's test runner. It is passed with ``-c`` (never a file of the workspace, so
+# rewriting files cannot change it) and reads its request from stdin. It only *reports*: for
+# each case it calls the function and prints one line with the nonce, the case index and the
+# returned value as JSON (plain types only; anything else is reported as not serialisable).
+# The verdict is taken by the tool server, which compares every value with the expected one
+# it computed itself. Agent code runs inside this process and can print anything, exit early
+# or patch the runner: that only removes lines (a missing case fails) or prints values, which
+# must then be right for inputs drawn fresh for this run; it cannot make an object that
+# compares equal, because nothing is compared here.
+_RUNNER = r"""
+import json, os, sys
+req = json.loads(sys.stdin.readline()); sys.stdin.close()
+nonce, fn_name, mod_name, cases = req["nonce"], req["fn"], req["module"], req["cases"]
+del req
+out = os.fdopen(os.dup(1), "w")  # reports keep stdout; the agent's own prints go to stderr
+os.dup2(2, 1); sys.stdout = sys.stderr
+def plain(v):
+    t = type(v)
+    if v is None or t in (bool, int, str) or (t is float):
+        return v
+    if t in (list, tuple):
+        return [plain(x) for x in v]
+    if t is dict and all(type(k) is str for k in v):
+        return {k: plain(x) for k, x in v.items()}
+    raise TypeError("a %s is not a plain value" % t.__name__)
+def report(i, **fields):
+    out.write(json.dumps({"nonce": nonce, "case": i, **fields}) + "\n"); out.flush()
+sys.path.append(".")
+try:
+    fn = getattr(__import__(mod_name), fn_name)
+except BaseException as exc:
+    report(-1, error="import failed: %s: %s" % (type(exc).__name__, exc)); raise SystemExit(1)
+for i, x in enumerate(cases):
+    try:
+        report(i, value=plain(fn(x)))
+    except BaseException as exc:
+        report(i, error="%s: %s" % (type(exc).__name__, exc))
+"""
+EXTRA_CASES = 4  # random inputs per run, beyond the canonical ones of the test file
+
+
+def _test_cases(rec: dict[str, Any]) -> list[int]:
+    rng = secrets.SystemRandom()
+    return list(CANONICAL_CASES) + [rng.randint(-10_000, 10_000) for _ in range(EXTRA_CASES)]
+
+
+def _same(value: Any, expected: int) -> bool:
+    """Harness-side comparison of plain JSON values: a number, not a bool, equal by value."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == expected
+
+
+def judge_cases(rec: dict[str, Any], cases: list[int], nonce: str, stdout: str) -> tuple[bool, list[str]]:
+    """(passing, one line per case): every case must be reported once, with this run's nonce,
+    as a value equal to the expected one. Lines without the nonce (the agent's prints) are
+    ignored; a duplicate or contradictory report fails the run."""
+    seen: dict[int, dict[str, Any]] = {}
+    problems: list[str] = []
+    for line in stdout.splitlines():
+        try:
+            rep = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(rep, dict) or rep.get("nonce") != nonce:
+            continue
+        case = rep.get("case")
+        if case == -1:
+            problems.append(str(rep.get("error", "import failed"))[:300])
+            continue
+        if not isinstance(case, int) or isinstance(case, bool) or not 0 <= case < len(cases):
+            problems.append(f"report for an unknown case {case!r}")
+        elif case in seen:
+            problems.append(f"case {case} reported twice")
+        else:
+            seen[case] = rep
+    fn, lines = rec["fn"], []
+    passing = not problems
+    for i, x in enumerate(cases):
+        expected = rec["a"] * x + rec["b"]
+        rep = seen.get(i)
+        if rep is None:
+            lines.append(f"{fn}({x}): no result (the test process ended before reporting it)")
+            passing = False
+        elif "error" in rep:
+            lines.append(f"{fn}({x}) raised {str(rep['error'])[:200]}")
+            passing = False
+        elif not _same(rep.get("value"), expected):
+            lines.append(f"{fn}({x}) = {json.dumps(rep.get('value'))[:200]}, expected {expected}: FAIL")
+            passing = False
+        else:
+            lines.append(f"{fn}({x}) = {expected}: ok")
+    return passing, problems + lines
+
+
 def run_tests(args: dict[str, Any], state: State) -> dict[str, Any]:
-    """Run a module's canonical tests (rewritten before each run) and record the verdict."""
+    """Run a module's tests through the harness's runner and record the verdict. The cases are
+    the canonical ones of the test file plus fresh random inputs; the values are compared
+    here, never in the process that ran the agent's code, and its exit code decides nothing.
+    The canonical test file is rewritten before each run (for the agent to read and run)."""
     root = _prepare(state)
     rec = state.data["modules"].get(args["module"])
     if rec is None:
@@ -254,7 +357,19 @@ def run_tests(args: dict[str, Any], state: State) -> dict[str, Any]:
     tpath = root / test_path(rec)
     tpath.parent.mkdir(exist_ok=True)
     tpath.write_text(test_source(rec))
-    result = _run([sys.executable, "-I", "-B", test_path(rec)], root, _timeout(args))
-    status = "passing" if result["exit_code"] == 0 else "failing"
+    nonce, cases = secrets.token_hex(16), _test_cases(rec)
+    request = json.dumps({"nonce": nonce, "fn": rec["fn"], "module": Path(rec["path"]).stem, "cases": cases})
+    try:
+        result = _run([sys.executable, "-I", "-B", "-c", _RUNNER], root, _timeout(args), request + "\n")
+    except ToolError as exc:  # timed out or killed: the tests did not pass
+        result, report = None, [str(exc)]
+        passing = False
+    else:
+        passing, report = judge_cases(rec, cases, nonce, result["stdout"])
+        if result["truncated"]:
+            report.insert(0, "output exceeded the cap: results were cut off")
+    status = "passing" if passing else "failing"
     state.set_field("modules", args["module"], "status", status)
-    return {"module": args["module"], "status": status, "output": (result["stdout"] + result["stderr"])[-2000:]}
+    stderr = (result or {}).get("stderr", "")
+    return {"module": args["module"], "status": status, "output": "\n".join(report)[-2000:],
+            "stderr": stderr[-1000:]}
