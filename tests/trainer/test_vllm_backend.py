@@ -50,3 +50,30 @@ def test_vllm_rollouts_and_weight_sync(tiny_ckpt, tmp_path):
     second = agent.respond([Message(role="user", content="Hi")], [])
     assert second.tokens.completion_ids != first.tokens.completion_ids
     backend.close()
+
+
+def test_engine_weights_of_a_lora_policy_are_merged_under_base_names(tmp_path):
+    """What ``sync_weights`` pushes for a LoRA policy (checked on CPU: no vLLM needed)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from toolzoo.trainer.lora import LoRAConfig, apply_lora
+    from toolzoo.trainer.vllm_backend import engine_weights
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True)
+    base = LlamaForCausalLM(cfg)
+    names = {n for n, _ in base.named_parameters()}
+    model = apply_lora(base, LoRAConfig(r=2, alpha=4))
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_()
+    merged = dict(engine_weights(model))
+    assert set(merged) == names
+    want = __import__("copy").deepcopy(model).merge_and_unload().state_dict()
+    for n, t in merged.items():
+        torch.testing.assert_close(t, want[n])
+    # and the policy itself is unmerged again (the adapter still trains)
+    assert not any(getattr(m, "merged", False) for m in model.modules())

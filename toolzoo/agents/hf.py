@@ -13,6 +13,7 @@ import asyncio
 import inspect
 import json
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from toolzoo.agents import fastdecode
-from toolzoo.agents.hermes import parse_reply
+from toolzoo.agents.formats import ToolFormat, detect_format, get_format
+from toolzoo.agents.tokens import fingerprint, next_prompt
 from toolzoo.core import Message, Task, TokenInfo, ToolSpecView, Usage
 
 
@@ -43,7 +45,18 @@ def sample(
     fast: bool = True,
 ) -> list[Sample]:
     """Continue each prompt (token ids) by up to ``max_new_tokens`` tokens, in one batch.
-    ``fast``: use ``fastdecode`` for the model families it supports."""
+    ``fast``: use ``fastdecode`` for the model families it supports. A LoRA (peft) model
+    decodes with its adapter merged into the base weights for the call (then unmerged), so
+    the lean decoder runs on plain weights."""
+    from toolzoo.trainer.lora import is_peft
+
+    if is_peft(model) and fast:
+        model.merge_adapter()
+        try:
+            return sample(model.get_base_model(), prompts, max_new_tokens=max_new_tokens, eos_ids=eos_ids,
+                          pad_id=pad_id, temperature=temperature, greedy=greedy, generator=generator, fast=fast)
+        finally:
+            model.unmerge_adapter()
     import torch
     from transformers import DynamicCache
 
@@ -144,11 +157,20 @@ def eos_ids_of(tokenizer, model=None) -> list[int]:
 
 
 def load(path: str | Path, device: str | None = None):
-    """(model, tokenizer) from a local checkpoint."""
+    """(model, tokenizer) from a local checkpoint or a registered model name
+    (``toolzoo.models``: prepared into the cache on first use)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from toolzoo.models import resolve_model
+
+    path = resolve_model(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path)
+    if (Path(path) / "adapter_config.json").exists():  # a LoRA adapter: on the base it names
+        from toolzoo.trainer.lora import load_adapter
+
+        model = load_adapter(Path(path))
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path)
     if device:
         model.to(device)
     return model, tokenizer
@@ -218,7 +240,11 @@ class HFAgent:
         seed: int | None = None,
         device: str | None = None,
         max_batch: int = 64,
+        tool_format: str | ToolFormat | None = None,
+        remember: int = 4096,
     ) -> None:
+        if isinstance(model, (str, Path)):  # `model: NAME` in a run config: a name or a path
+            path, model = model, None
         if model is None or tokenizer is None:
             if path is None:
                 raise ValueError("HFAgent needs a checkpoint path or model and tokenizer objects")
@@ -233,6 +259,14 @@ class HFAgent:
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
         # one decode at a time on the shared model (``sample`` toggles eval/train mode)
         self._model_lock = threading.Lock()
+        # the tool-call format: named, else what the chat template speaks (generic when it has no tools)
+        self.format = (get_format(tool_format) if isinstance(tool_format, str)
+                       else tool_format or detect_format(tokenizer))
+        # sampled ids of recent replies by conversation fingerprint, for callers whose messages
+        # come back without tokens (the model server): later prompts continue those ids exactly
+        self._remember = remember
+        self._seen: OrderedDict[str, TokenInfo] = OrderedDict()
+        self.continued = 0  # prompts built from earlier sampled ids (token-in/token-out)
         self._pending: list[_Pending] = []
         self._worker: asyncio.Task | None = None
         self.batches = 0  # decode calls made by the batcher (for tests and stats)
@@ -264,7 +298,7 @@ class HFAgent:
         if self._worker is None or self._worker.done() or self._worker.get_loop() is not loop:
             self._worker = loop.create_task(self._drain())
         s = await fut
-        return self._message(prompt, s)
+        return self._message(messages, prompt, s)
 
     async def _drain(self) -> None:
         while self._pending:
@@ -293,7 +327,12 @@ class HFAgent:
                     r.future.set_result(s)
 
     def _prompt(self, messages: list[Message], tools: list[ToolSpecView]) -> list[int]:
-        return render_prompt(self.tokenizer, chat_messages(messages, self.tokenizer), chat_tools(tools))
+        """The next turn's prompt ids: earlier turns' sampled ids plus the template's tokens
+        after them (``tokens.next_prompt``), never a re-tokenisation of sampled text."""
+        prompt, continued = next_prompt(self.tokenizer, self.format, messages, tools, self.eos_ids,
+                                        known=lambda ms: self._seen.get(fingerprint(ms)))
+        self.continued += continued
+        return prompt
 
     def _params(self, max_new_tokens, temperature, greedy, generator) -> tuple:
         """One request's decode settings, in ``_sample``'s order: the keywords given, else the
@@ -312,15 +351,22 @@ class HFAgent:
                 generator=generator or self.generator,
             )
 
-    def _message(self, prompt: list[int], s: Sample) -> Message:
-        parsed = parse_reply(decode_completion(self.tokenizer, s.completion_ids, self.eos_ids))
-        return Message(
+    def _message(self, messages: list[Message], prompt: list[int], s: Sample) -> Message:
+        parsed = self.format.parse(decode_completion(self.tokenizer, s.completion_ids, self.eos_ids))
+        tokens = TokenInfo(prompt_ids=prompt, completion_ids=s.completion_ids, logprobs=s.logprobs)
+        msg = Message(
             role="assistant",
             content=parsed.content,
             tool_calls=parsed.tool_calls or None,
-            tokens=TokenInfo(prompt_ids=prompt, completion_ids=s.completion_ids, logprobs=s.logprobs),
+            tokens=tokens,
             usage=Usage(prompt_tokens=len(prompt), completion_tokens=len(s.completion_ids)),
+            parse_errors=len(parsed.parse_errors),
         )
+        if self._remember:
+            self._seen[fingerprint([*messages, msg])] = tokens
+            while len(self._seen) > self._remember:
+                self._seen.popitem(last=False)
+        return msg
 
     def respond(
         self,
@@ -335,4 +381,4 @@ class HFAgent:
         """Synchronous ``act`` (render, sample, parse); keywords override the defaults."""
         prompt = self._prompt(messages, tools)
         (s,) = self._sample([prompt], *self._params(max_new_tokens, temperature, greedy, generator))
-        return self._message(prompt, s)
+        return self._message(messages, prompt, s)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from toolzoo.agents.base import AgentError
 from toolzoo.agents.toolcall_check import validate_tool_call
-from toolzoo.core import Message, Task, ToolSpecView, Usage
+from toolzoo.core import Message, Task, TokenInfo, ToolSpecView, Usage
 from toolzoo.llm import LLMClient, LLMConfig, LLMContextOverflow, LLMError, client_or_own
 
 __all__ = ["OpenAIAgent", "validate_tool_call"]
@@ -54,9 +54,30 @@ class OpenAIAgent:
         self.usage = Usage(prompt_tokens=self.usage.prompt_tokens + result.usage.prompt_tokens,
                            completion_tokens=self.usage.completion_tokens
                            + result.usage.completion_tokens)
+        tokens = token_info(result.raw)
+        if tokens is not None:
+            return result.message.model_copy(update={"tokens": tokens})
         return result.message  # usage already set on it
 
     async def aclose(self) -> None:
         """Close the client if this agent made it (a shared client is its owner's to close)."""
         if self._owns_client:
             await self.client.aclose()
+
+
+def token_info(raw: dict) -> TokenInfo | None:
+    """The sampled token ids (and log-probs) of a chat completion, when the endpoint returned
+    them: vLLM's ``return_token_ids`` fields (``prompt_token_ids`` at the top, ``token_ids`` in
+    the choice) and the ``logprobs.content`` of ``logprobs: true``. Ask for them with
+    ``extra_body: {return_token_ids: true, logprobs: true}`` in the agent's config."""
+    try:
+        choice = raw["choices"][0]
+        prompt = raw.get("prompt_token_ids") or choice.get("prompt_token_ids")
+        completion = choice.get("token_ids") or choice.get("response_token_ids")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+    if not prompt or not completion:
+        return None
+    content = ((choice.get("logprobs") or {}).get("content")) or []
+    logprobs = [float(c["logprob"]) for c in content] if len(content) == len(completion) else []
+    return TokenInfo(prompt_ids=list(prompt), completion_ids=list(completion), logprobs=logprobs)

@@ -22,7 +22,13 @@ from toolzoo.core import Message, Step, Task, ToolCall, ToolSpecView
 
 
 class OracleAgent:
-    def __init__(self) -> None:
+    """``phrasing`` picks how answers are worded (see :data:`PHRASINGS`): the committed
+    ``<answer>`` tag by default, or one of three natural free-text phrasings."""
+
+    def __init__(self, phrasing: str = "tagged") -> None:
+        if phrasing not in PHRASINGS:
+            raise ValueError(f"unknown phrasing {phrasing!r} (choose from {', '.join(PHRASINGS)})")
+        self.phrasing = phrasing
         self.task: Task | None = None
         self._queue: list[Step] = []
         self._planned = 0  # subtasks whose steps were queued
@@ -36,7 +42,7 @@ class OracleAgent:
     def plan(self, index: int) -> tuple[list[Step], str]:
         """The calls and the final words for subtask ``index`` (the noisy oracle overrides)."""
         sub = self.task.subtasks[index]
-        return list(sub.solution), say_answer(sub.answer, sub.ask)
+        return list(sub.solution), say_answer(sub.answer, sub.ask, self.phrasing)
 
     async def act(self, messages: list[Message], tools: list[ToolSpecView]) -> Message:
         if self.task is None:
@@ -57,12 +63,46 @@ class OracleAgent:
         return Message(role="assistant", content=text)
 
 
-def say_answer(answer: Any, ask: str) -> str:
+def _spoken(answer: Any) -> str:
+    """A value as a person would say it: lists joined with "and", yes/no as words."""
+    if isinstance(answer, bool):
+        return "yes" if answer else "no"
+    if isinstance(answer, (list, tuple)):
+        items = [_spoken(a) for a in answer]
+        if not items:
+            return "none"
+        return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+    if isinstance(answer, dict):
+        return json.dumps(answer)
+    return str(answer)
+
+
+def _tag_value(answer: Any) -> str:
+    if isinstance(answer, bool):
+        return "yes" if answer else "no"
+    if isinstance(answer, (list, tuple)):
+        return ", ".join(_tag_value(a) for a in answer) if answer else "none"
+    if isinstance(answer, dict):
+        return json.dumps(answer)
+    return str(answer)
+
+
+# How the oracle words an answer: the committed tag, and three natural free-text phrasings
+# (each must still score 100%: the fallback accepts honest answers, not hedges).
+PHRASINGS = {
+    "tagged": lambda v, ask: f"Here is what I found: <answer>{_tag_value(v)}</answer>",
+    "plain": lambda v, ask: ("There are none." if v == [] else f"The answer is {_spoken(v)}."),
+    "checked": lambda v, ask: ("I checked with the tools and found none." if v == []
+                               else f"I checked with the tools: it's {_spoken(v)}."),
+    "terse": lambda v, ask: ("None." if v == [] else f"{_spoken(v)}."),
+}
+NATURAL_PHRASINGS = ("plain", "checked", "terse")
+
+
+def say_answer(answer: Any, ask: str, phrasing: str = "tagged") -> str:
     if answer is None:
         return "Done."
-    if isinstance(answer, (dict, list)):
-        return f"The answer is {json.dumps(answer)}."
-    return f"The answer is {answer}."
+    return PHRASINGS[phrasing](answer, ask)
 
 
 def wrong_value(value: Any) -> Any:
@@ -87,8 +127,8 @@ def wrong_value(value: Any) -> Any:
 class NoisyOracleAgent(OracleAgent):
     MODES = ("wrong_argument", "skipped_call", "wrong_answer")
 
-    def __init__(self, p: float, seed: int | str = 0):
-        super().__init__()
+    def __init__(self, p: float, seed: int | str = 0, phrasing: str = "tagged"):
+        super().__init__(phrasing)
         if not 0.0 <= p <= 1.0:
             raise ValueError("p must be in [0, 1]")
         self.p = p
@@ -114,10 +154,14 @@ class NoisyOracleAgent(OracleAgent):
             # intended record is never changed, and what is read is another record's value.
             steps = [Step(tool=s.tool, args={**s.args, sorted(s.args)[0]: wrong_value(s.args[sorted(s.args)[0]])})
                      if s.args else s for s in steps]
-            return steps, say_answer(wrong_value(sub.answer), sub.ask) if sub.answer is not None else words
+            if sub.answer is None:
+                return steps, words
+            return steps, say_answer(wrong_value(sub.answer), sub.ask, self.phrasing)
         if mode == "wrong_answer":
-            return steps, say_answer(wrong_value(sub.answer), sub.ask)
-        return [], "Sorry, I could not do that." if sub.answer is None else say_answer(wrong_value(sub.answer), sub.ask)
+            return steps, say_answer(wrong_value(sub.answer), sub.ask, self.phrasing)
+        if sub.answer is None:
+            return [], "Sorry, I could not do that."
+        return [], say_answer(wrong_value(sub.answer), sub.ask, self.phrasing)
 
 
 class RandomAgent:

@@ -20,6 +20,11 @@ def validate_tool_call(call: ToolCall, tools: Iterable[str] | Iterable[ToolSpecV
     to the tool server, which reports them as tool errors itself."""
     names = sorted(t.name if isinstance(t, ToolSpecView) else t for t in tools)
     name = call.function.name
+    if not name:  # the reply looked like a call but no tool name could be read from it
+        raw = call.function.arguments or ""
+        quoted = raw if len(raw) <= _SHOW else raw[:_SHOW] + "..."
+        return (f"Error: could not parse your tool call: {quoted}. Write one call as "
+                f'{{"name": "<tool>", "arguments": {{...}}}} in the format you were shown.')
     if name not in names:
         shown = ", ".join(names) if names else "(none)"
         return f"Error: unknown tool {name!r}. Available tools: {shown}."

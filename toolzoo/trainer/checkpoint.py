@@ -38,8 +38,9 @@ def save_checkpoint(path: Path, model, tokenizer, trainer_state: dict[str, Any] 
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    from toolzoo.trainer.lora import save_model
+
+    save_model(tmp, model, tokenizer)  # a LoRA policy: adapter/ and the merged model
     if trainer_state is not None:
         torch.save(trainer_state, tmp / STATE_FILE)
     if path.exists():

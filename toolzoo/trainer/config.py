@@ -1,22 +1,24 @@
 """The Train format (``toolzoo train CONFIG.yaml``): pydantic models, loaded with line-numbered
 errors through :func:`toolzoo.config.load_yaml_model`. ``toolzoo schema train`` prints its
-JSON Schema. ``algorithm`` is a Literal backed by the loop's dispatch table
-(``toolzoo.trainer.loop.ALGORITHMS``): a new algorithm adds its name here and its phase there.
+JSON Schema. ``algorithm`` is a Literal of the algorithm registry's names
+(``toolzoo.trainer.algorithms``: one file per algorithm, ``@register_algorithm``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from toolzoo.config import load_yaml_model
 from toolzoo.envs.taskgen import GeneratorOptions
+from toolzoo.trainer.algorithms import algorithm_names
+from toolzoo.trainer.lora import LoRAConfig
 from toolzoo.trainer.losses import LossType
 from toolzoo.trainer.tiny import TinySpec
 
-Algorithm = Literal["sft", "grpo", "pi_distill", "opsd"]  # extend with the dispatch table in loop.py
+Algorithm = Literal[algorithm_names()]  # the registry's names (trainer/algorithms/, one file each)
 
 
 class _Strict(BaseModel):
@@ -24,11 +26,18 @@ class _Strict(BaseModel):
 
 
 class ModelConfig(_Strict):
-    """Exactly one of ``path`` (a local Hugging Face checkpoint) or ``tiny`` (build one from
-    scratch: tokenizer trained on the domains' texts and the SFT conversations)."""
+    """Exactly one of ``path`` (a local Hugging Face checkpoint, or a registered model name such
+    as ``smollm2-135m-instruct``: ``toolzoo model list``) or ``tiny`` (build one from scratch:
+    tokenizer trained on the domains' texts and the SFT conversations). ``model: NAME`` alone
+    is short for ``model: {path: NAME}``."""
 
     path: str | None = None
     tiny: TinySpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name(cls, v):
+        return {"path": v} if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _one(self) -> ModelConfig:
@@ -112,6 +121,11 @@ class TrainConfig(_Strict):
     domains: list[str] = Field(min_length=1)
     lengths: list[int] = Field(default_factory=lambda: [1, 2])
     generator: GeneratorOptions = Field(default_factory=GeneratorOptions)
+    # The reward, scored exactly as `toolzoo run` scores it (toolzoo.envs.scorer.Scorer).
+    judges: list[str | dict[str, Any]] = Field(default_factory=lambda: ["verifiable"],
+                                               description="as the Run format's judges: verifiable and rubric entries")
+    judge_combine: Literal["product", "weighted_sum"] = "product"
+    judge_weights: dict[str, float] = Field(default_factory=dict)
     user_mode: Literal["per_turn", "all_at_once"] = "per_turn"
     max_turns: int = Field(8, ge=1, description="assistant messages per training episode")
     seed: int = 0
@@ -128,6 +142,16 @@ class TrainConfig(_Strict):
     dynamic_sampling: bool = False
     overlong: OverlongConfig = Field(default_factory=OverlongConfig)
     max_grad_norm: float | None = 1.0
+    micro_batch: int | None = Field(None, ge=1, description="sft/grpo: sequences per forward/backward, "
+                                                            "gradients accumulated (None: the whole batch)")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in backward (less memory)")
+    precision: Literal["fp32", "bf16", "auto"] = Field(
+        "fp32", description="bf16 autocast of the training forward; auto: where the device supports it (CUDA)")
+    tis_cap: float | None = Field(None, gt=0, description="grpo: truncated importance-sampling weight "
+                                                          "min(pi/mu, cap) for sampler/learner mismatch")
+    lora: LoRAConfig | None = Field(None, description="train a LoRA adapter (peft) instead of all weights")
+    cpu_budget_s: float | None = Field(None, gt=0, description="stop training once the process has used this "
+                                       "much CPU time (all threads, from the first step), then evaluate")
 
     sft: SFTSource = Field(default_factory=SFTSource)
     distill: DistillConfig = Field(default_factory=DistillConfig)

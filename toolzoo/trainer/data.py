@@ -17,7 +17,7 @@ import re
 
 from pydantic import BaseModel
 
-from toolzoo.agents.hf import chat_messages, chat_tools
+from toolzoo.agents.formats import ToolFormat, detect_format
 from toolzoo.core import Message, ToolSpecView
 
 _GENERATION = re.compile(r"{%-?\s*generation\s*-?%}")
@@ -27,6 +27,7 @@ class TokenizedConversation(BaseModel):
     input_ids: list[int]
     assistant_mask: list[int]  # 1 on tokens the assistant produced (content, calls, end of turn)
     logprobs: list[float] | None = None  # sampling log-probs where known (0.0 off the mask)
+    drift_turns: int = 0  # stitched turns whose sampler saw a prompt other than the stitched prefix
 
 
 def _template(tokenizer) -> str:
@@ -40,10 +41,13 @@ def _render(tokenizer, msgs, tools, **kw) -> list[int]:
 
 
 def tokenize_conversation(
-    tokenizer, messages: list[Message], tools: list[ToolSpecView] | None = None
+    tokenizer, messages: list[Message], tools: list[ToolSpecView] | None = None,
+    tool_format: ToolFormat | None = None,
 ) -> TokenizedConversation:
-    """Token ids of the whole conversation and its assistant-only mask."""
-    msgs, tl = chat_messages(messages, tokenizer), chat_tools(tools)
+    """Token ids of the whole conversation and its assistant-only mask. ``tool_format``: how
+    tools and calls reach the template (default: what the template speaks, ``detect_format``)."""
+    fmt = tool_format or detect_format(tokenizer)
+    msgs, tl = fmt.chat_input(list(messages), tools, tokenizer)
     if _GENERATION.search(_template(tokenizer)):
         out = tokenizer.apply_chat_template(
             msgs, tools=tl, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
@@ -84,3 +88,48 @@ def sequence_from_tokens(messages: list[Message]) -> TokenizedConversation | Non
         lp = t.logprobs if len(t.logprobs) == len(t.completion_ids) else [0.0] * len(t.completion_ids)
         logps += [0.0] * len(new_prompt) + list(lp)
     return TokenizedConversation(input_ids=ids, assistant_mask=mask, logprobs=logps)
+
+
+def stitch_sampled(messages: list[Message], tokenizer, tools: list[ToolSpecView] | None = None,
+                   tool_format: ToolFormat | None = None) -> TokenizedConversation | None:
+    """One sequence from every assistant turn's sampled completion ids, joined by the
+    template's tokens for the messages in between (``agents.tokens.delta_ids``): for episodes
+    whose sampler re-rendered each prompt from text (an endpoint such as vLLM's server), where
+    the prefix check of ``sequence_from_tokens`` fails. The completions are still exactly the
+    ids sampled; ``drift_turns`` counts the turns whose sampler saw a different prompt (their
+    sampling log-probs were computed in another context: importance ratios correct for it).
+    None when a turn lacks ids or the template re-renders earlier turns differently."""
+    from toolzoo.agents.hf import eos_ids_of
+    from toolzoo.agents.tokens import delta_ids
+
+    fmt = tool_format or detect_format(tokenizer)
+    eos = eos_ids_of(tokenizer)
+    ids: list[int] = []
+    mask: list[int] = []
+    logps: list[float] = []
+    prev: int | None = None
+    drift = 0
+    for k, m in enumerate(messages):
+        if m.role != "assistant":
+            continue
+        t = m.tokens
+        if t is None or not t.completion_ids:
+            return None
+        if prev is None:
+            new = list(t.prompt_ids)
+        else:
+            finished = messages[prev].tokens.completion_ids[-1] in eos
+            new = delta_ids(tokenizer, fmt, messages[:k], prev, tools, eos, finished)
+            if new is None:
+                return None
+        ids += new
+        mask += [0] * len(new)
+        logps += [0.0] * len(new)
+        drift += t.prompt_ids != ids
+        ids += t.completion_ids
+        mask += [1] * len(t.completion_ids)
+        logps += list(t.logprobs) if len(t.logprobs) == len(t.completion_ids) else [0.0] * len(t.completion_ids)
+        prev = k
+    if prev is None:
+        return None
+    return TokenizedConversation(input_ids=ids, assistant_mask=mask, logprobs=logps, drift_turns=drift)

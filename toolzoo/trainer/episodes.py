@@ -1,9 +1,11 @@
 """Episodes for training: tasks, inline sandboxes, the scripted user, any agent.
 
-The same ``run_episode`` as ``toolzoo run`` (same judge, same tool errors), without the run
-driver's store: the trainer wants trajectories in memory, many per step. One agent object
-may serve every episode (the HF policy batches their turns) or ``make_agent`` builds one per
-episode (the oracle keeps per-task state).
+The same driver as ``toolzoo run`` (:func:`toolzoo.envs.driver.play_episode`: same steps, same
+tool errors, same infra attribution) and the same :class:`~toolzoo.envs.scorer.Scorer`, so
+the reward a learner optimises is the reward a run with the same judges reports (rubric
+rewards included). No store: the trainer wants trajectories in memory, many per step. One
+agent object may serve every episode (the HF policy batches their turns) or ``make_agent``
+builds one per episode (the oracle keeps per-task state).
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from toolzoo.core import Outcome, Task, ToolSpecView, Trajectory
-from toolzoo.envs.episode import Limits, run_episode
+from toolzoo.core import Task, ToolSpecView, Trajectory
+from toolzoo.envs.driver import Sandboxes, play_episode
+from toolzoo.envs.episode import Limits
+from toolzoo.envs.scorer import VERIFIABLE, Scorer
 from toolzoo.envs.scripted_user import ScriptedUser
 from toolzoo.envs.taskgen import GeneratorOptions, TaskGenerationError, TaskGenerator
-from toolzoo.sandbox.base import SandboxSpec, create_sandbox
+from toolzoo.sandbox.base import SandboxSpec
 from toolzoo.tools.runtime import DomainRuntime
 from toolzoo.tools.state import seed_state
 from toolzoo.tools.zoo import get_domain
@@ -80,33 +84,31 @@ def domain_tools(domain: str) -> list[ToolSpecView]:
 
 
 async def run_one(task: Task, agent: Any, *, trial: int = 0, user_mode: str = "per_turn",
-                  limits: Limits | None = None, run_id: str = "train", domain: str | None = None) -> Trajectory:
-    """``domain``: where the task's domain lives (a YAML path) when not a built-in name."""
+                  limits: Limits | None = None, run_id: str = "train", domain: str | None = None,
+                  scorer: Scorer | None = None, sandboxes: Sandboxes | None = None) -> Trajectory:
+    """``domain``: where the task's domain lives (a YAML path) when not a built-in name;
+    ``scorer``: the judges (default: the verifiable check alone); ``sandboxes``: a warm pool."""
     eid = f"{task.id}-t{trial}"
     spec = SandboxSpec(backend="inline", domain=domain or task.domain, seed=task.seed, run_id=run_id, episode_id=eid)
-    try:
-        sandbox = await create_sandbox(spec)
-    except Exception as exc:  # the tool server never came up: not the policy's fault
-        return Trajectory(episode_id=eid, task=task, trial=trial,
-                          outcome=Outcome(success=False, failure="infra", reason=f"sandbox: {exc}"))
-    try:
-        return await run_episode(task, agent, ScriptedUser(mode=user_mode), sandbox.session,
-                                 episode_id=eid, trial=trial, limits=limits)
-    finally:
-        await sandbox.close()
+    scorer = scorer or VERIFIABLE
+    traj = await play_episode(task, spec, agent, ScriptedUser(mode=user_mode), trial=trial, limits=limits,
+                              sandboxes=sandboxes)
+    return await scorer.judge(traj)
 
 
 async def run_many(tasks: Sequence[Task], make_agent: Callable[[], Any], *, trials: int = 1,
                    user_mode: str = "per_turn", limits: Limits | None = None,
-                   concurrency: int = 64, sources: dict[str, str] | None = None) -> list[Trajectory]:
+                   concurrency: int = 64, sources: dict[str, str] | None = None,
+                   scorer: Scorer | None = None, sandboxes: Sandboxes | None = None) -> list[Trajectory]:
     """Every task ``trials`` times, concurrently; results in order (task-major, so the trials
-    of one task are adjacent: a GRPO group)."""
+    of one task are adjacent: a GRPO group). ``scorer``: as ``toolzoo run``'s (rubrics and
+    their combination reach ``outcome.reward``)."""
     sem = asyncio.Semaphore(concurrency)
 
     async def one(task: Task, trial: int) -> Trajectory:
         async with sem:
             return await run_one(task, make_agent(), trial=trial, user_mode=user_mode, limits=limits,
-                                 domain=(sources or {}).get(task.domain))
+                                 domain=(sources or {}).get(task.domain), scorer=scorer, sandboxes=sandboxes)
 
     return list(await asyncio.gather(*(one(t, k) for t in tasks for k in range(trials))))
 

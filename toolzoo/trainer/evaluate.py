@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from toolzoo.agents.formats import parse_error_count
 from toolzoo.core import Task, Trajectory
+from toolzoo.core import FailureKind, failure_kind
 from toolzoo.envs.episode import Limits
 from toolzoo.trainer.episodes import Tasks, run_many
 from toolzoo.trainer.privileged import PrivilegedAgent, PrivilegedKind
@@ -33,7 +35,8 @@ def summarize(trajs: Sequence[Trajectory]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "by_length": {str(r.length): {"n": r.n, "successes": r.successes, "rate": r.rate} for r in rows},
         "success": sum(r.successes for r in rows) / max(1, sum(r.n for r in rows)),
-        "infra": int(sum(1 for t in trajs if t.outcome is None or t.outcome.failure == "infra")),
+        "infra": int(sum(1 for t in trajs if failure_kind(t.outcome) == FailureKind.INFRA)),
+        "parse_errors": sum(parse_error_count(t.messages) for t in trajs),  # call-like text that did not parse
     }
     try:  # the fit is undefined on degenerate data (no successes at all, say): report that
         hl = analyze(eps, reps=0).half_life()

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from toolzoo.core import Message, ToolSpecView
 from toolzoo.trainer.batching import pad_right, token_logprobs
-from toolzoo.trainer.data import sequence_from_tokens, tokenize_conversation
+from toolzoo.trainer.data import sequence_from_tokens, stitch_sampled, tokenize_conversation
 from toolzoo.trainer.losses import LossType, dynamic_sampling_mask, group_advantages, policy_loss
 
 
@@ -42,6 +42,8 @@ class Rollout(BaseModel):
         """A multi-turn episode: the sampled ids when every assistant turn carries them,
         else a re-rendering through the chat template (needs ``tokenizer``)."""
         seq = sequence_from_tokens(messages)
+        if seq is None and tokenizer is not None:  # sampled ids, prompts re-rendered by the sampler
+            seq = stitch_sampled(messages, tokenizer, tools)
         if seq is None:
             if tokenizer is None:
                 raise ValueError("messages lack token ids; pass the tokenizer to re-render them")
@@ -63,6 +65,9 @@ class GRPOConfig(BaseModel):
     dynamic_sampling: bool = False  # DAPO: drop groups whose rewards are all equal
     old_logprobs: Literal["recompute", "sampled"] = "recompute"
     max_grad_norm: float | None = 1.0
+    micro_batch: int | None = None  # sequences per forward/backward (gradient accumulation); None: all
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"  # bf16 autocast of the forward (auto: CUDA with bf16)
+    tis_cap: float | None = None  # truncated IS weight min(pi/mu, cap) on sampler/learner mismatch
 
 
 class StepStats(BaseModel):
@@ -74,6 +79,7 @@ class StepStats(BaseModel):
     kl: float = 0.0
     clip_fraction: float = 0.0
     skipped: bool = False  # nothing left after dynamic sampling
+    tis_weight: float | None = None  # mean truncated-IS weight (tis_cap set)
 
 
 def grpo_step(model, optimizer, rollouts: Sequence[Rollout], cfg: GRPOConfig, *,
@@ -97,40 +103,64 @@ def grpo_step(model, optimizer, rollouts: Sequence[Rollout], cfg: GRPOConfig, *,
     adv = adv[keep]
 
     device = next(model.parameters()).device
-    ids = pad_right([r.input_ids for r in chosen], pad_id, torch.long).to(device)
-    attn = pad_right([[1] * len(r.input_ids) for r in chosen], 0, torch.long).to(device)
-    mask = pad_right([r.mask for r in chosen], 0, torch.float).to(device)[:, 1:]
-
+    n = len(chosen)
+    micro = cfg.micro_batch or n
+    # normalisers of the whole batch, so the accumulated gradient equals the one-batch gradient
+    width = max(len(r.input_ids) for r in chosen) - 1
+    total_tokens = float(sum(sum(r.mask[1:]) for r in chosen))
+    max_len = cfg.max_completion_length or width
+    eps_high = cfg.eps_low if cfg.eps_high is None else cfg.eps_high
     model.train()
-    logp = token_logprobs(model, ids, attn, cfg.temperature)
-    if cfg.old_logprobs == "sampled" and all(r.logprobs is not None for r in chosen):
-        old = pad_right([r.logprobs for r in chosen], 0.0, torch.float).to(device)[:, 1:]
-    else:
-        old = logp.detach()
-    ref = None
-    if cfg.beta != 0.0:
-        if ref_model is None:
-            raise ValueError("beta != 0 needs ref_model")
-        with torch.no_grad():
-            ref = token_logprobs(ref_model, ids, attn, cfg.temperature)
-    loss = policy_loss(
-        logp, old, adv.to(device), mask, loss_type=cfg.loss_type, eps_low=cfg.eps_low,
-        eps_high=cfg.eps_high, ref_logp=ref, beta=cfg.beta,
-        max_completion_length=cfg.max_completion_length,
-    )
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    loss_sum, clipped_sum, kl_sum, is_sum, token_sum = 0.0, 0.0, 0.0, 0.0, 0.0
+    for lo in range(0, n, micro):
+        part = chosen[lo:lo + micro]
+        ids = pad_right([r.input_ids for r in part], pad_id, torch.long).to(device)
+        attn = pad_right([[1] * len(r.input_ids) for r in part], 0, torch.long).to(device)
+        mask = pad_right([r.mask for r in part], 0, torch.float).to(device)[:, 1:]
+        logp = token_logprobs(model, ids, attn, cfg.temperature, precision=cfg.precision)
+        sampled = None
+        if all(r.logprobs is not None for r in part):
+            sampled = pad_right([r.logprobs for r in part], 0.0, torch.float).to(device)[:, 1:]
+        old = sampled if cfg.old_logprobs == "sampled" and sampled is not None else logp.detach()
+        ref = None
+        if cfg.beta != 0.0:
+            if ref_model is None:
+                raise ValueError("beta != 0 needs ref_model")
+            with torch.no_grad():
+                ref = token_logprobs(ref_model, ids, attn, cfg.temperature, precision=cfg.precision)
+        per_seq_adv = adv[lo:lo + micro].to(device)
+        weight = None
+        if cfg.tis_cap is not None and sampled is not None and cfg.old_logprobs == "recompute":
+            # truncated importance sampling (sampler -> learner mismatch): min(pi_old / mu, C)
+            weight = torch.exp(logp.detach() - sampled).clamp(max=cfg.tis_cap) * mask
+            is_sum += float((weight * mask).sum())
+        loss = policy_loss(
+            logp, old, per_seq_adv, mask, loss_type=cfg.loss_type, eps_low=cfg.eps_low,
+            eps_high=cfg.eps_high, ref_logp=ref, beta=cfg.beta, max_completion_length=max_len,
+            token_weight=weight,
+        )
+        # each micro-batch's aggregate, rescaled to its share of the whole batch's normaliser
+        if cfg.loss_type == "dapo":
+            share = float(mask.sum()) / max(total_tokens, 1.0)
+        else:  # grpo/gspo: mean over sequences; dr_grpo: sum / (B * max_len)
+            share = len(part) / n
+        (loss * share).backward()
+        loss_sum += float(loss.detach()) * share
+        with torch.no_grad():
+            ratio = torch.exp(logp.detach() - old)
+            clipped_sum += float((((ratio < 1 - cfg.eps_low) | (ratio > 1 + eps_high)).float() * mask).sum())
+            if ref is not None:
+                d = ref - logp.detach()
+                kl_sum += float(((torch.exp(d) - d - 1) * mask).sum())
+            token_sum += float(mask.sum())
     if cfg.max_grad_norm:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.max_grad_norm)
     optimizer.step()
-
-    with torch.no_grad():
-        ratio = torch.exp(logp.detach() - old)
-        eps_high = cfg.eps_low if cfg.eps_high is None else cfg.eps_high
-        clipped = ((ratio < 1 - cfg.eps_low) | (ratio > 1 + eps_high)).float()
-        n = mask.sum().clamp(min=1.0)
-        stats["clip_fraction"] = float((clipped * mask).sum() / n)
-        if ref is not None:
-            d = ref - logp.detach()
-            stats["kl"] = float(((torch.exp(d) - d - 1) * mask).sum() / n)
-    return StepStats(**stats, loss=float(loss.detach()), tokens=int(mask.sum().item()))
+    t = max(token_sum, 1.0)
+    stats["clip_fraction"] = clipped_sum / t
+    if cfg.beta != 0.0:
+        stats["kl"] = kl_sum / t
+    if cfg.tis_cap is not None:
+        stats["tis_weight"] = is_sum / t
+    return StepStats(**stats, loss=loss_sum, tokens=int(token_sum))

@@ -2,7 +2,7 @@
 
 A run is a list of phases over one global step counter: ``algorithm: sft`` is one SFT phase;
 ``algorithm: grpo`` is an optional SFT warm-up (``sft.steps``) followed by GRPO. The
-algorithm names map to phase builders in ``ALGORITHMS``, so a new algorithm adds one entry.
+algorithm names map to phase builders registered one file each in ``trainer/algorithms/``.
 Every step appends one JSONL row to ``output/metrics.jsonl``; evaluation rows carry an
 ``eval`` block (success by length and the half-life fit). Checkpoints go to
 ``output/checkpoints/step_N/`` (step 0 is the starting model), the end result to
@@ -27,8 +27,11 @@ import numpy as np
 import torch
 import yaml
 
+from toolzoo.agents.formats import parse_error_count
 from toolzoo.agents.hf import HFAgent
+from toolzoo.core import counts_for_policy
 from toolzoo.envs.episode import Limits
+from toolzoo.trainer.algorithms import algorithm_names, get_algorithm
 from toolzoo.trainer.checkpoint import (
     latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state,
 )
@@ -74,6 +77,24 @@ class Context:
     generators: dict[str, torch.Generator] = field(default_factory=dict)
     backend: Any = None  # rollout engine (vLLM) when configured
     ref_model: Any = None
+    cpu_start: float | None = None  # process CPU time when training began (cpu_budget_s)
+
+    def out_of_budget(self) -> bool:
+        b = self.config.cpu_budget_s
+        return b is not None and self.cpu_start is not None and time.process_time() - self.cpu_start >= b
+    _scorer: Any = None
+
+    @property
+    def scorer(self) -> Any:
+        """The config's judges as `toolzoo run` builds them: rollouts are rewarded with the
+        run's combined reward (rubrics included), built once."""
+        if self._scorer is None:
+            from toolzoo.envs.scorer import Scorer
+
+            c = self.config
+            self._scorer = Scorer.build(c.judges, self.out, combine=c.judge_combine, weights=c.judge_weights,
+                                        domains=c.domains)
+        return self._scorer
 
     @property
     def pad_id(self) -> int:
@@ -96,7 +117,8 @@ def sft_phase(ctx: Context, steps: int, lr: float, conversations) -> Phase:
 
     def step(opt) -> dict[str, Any]:
         batch = ctx.rng.sample(seqs, min(cfg.sft.batch_size, len(seqs)))
-        loss = sft_step(ctx.model, opt, batch, ctx.pad_id, cfg.max_grad_norm)
+        loss = sft_step(ctx.model, opt, batch, ctx.pad_id, cfg.max_grad_norm, micro_batch=cfg.micro_batch,
+                        precision=cfg.precision)
         return {"loss": loss, "tokens": sum(sum(s.assistant_mask) for s in batch)}
 
     return Phase("sft", steps, lr, cfg.sft.warmup_steps, True, step)
@@ -120,12 +142,12 @@ def grpo_phase(ctx: Context) -> Phase:
         tasks = [_train_task(ctx) for _ in range(cfg.batch)]
         trajs = asyncio.run(run_many(tasks, lambda: agent, trials=cfg.group_size, user_mode=cfg.user_mode,
                                      limits=ctx.limits, concurrency=cfg.batch * cfg.group_size,
-                                     sources=ctx.tasks.sources))
+                                     sources=ctx.tasks.sources, scorer=ctx.scorer))
         t_roll = time.perf_counter() - t0
         rollouts, successes, dropped = [], [], 0
         for g in range(cfg.batch):
             group = trajs[g * cfg.group_size:(g + 1) * cfg.group_size]
-            if any(t.outcome is None or t.outcome.failure not in (None, "agent") for t in group):
+            if not all(counts_for_policy(t.outcome) for t in group):
                 dropped += 1  # not the policy's doing: no signal to learn from
                 continue
             successes += [float(t.outcome.success) for t in group]
@@ -137,7 +159,8 @@ def grpo_phase(ctx: Context) -> Phase:
             ctx.backend.sync_weights(ctx.model)
         row = stats.model_dump()
         row.update(success=sum(successes) / max(1, len(successes)), groups_dropped=dropped,
-                   rollout_s=round(t_roll, 3))
+                   rollout_s=round(t_roll, 3),
+                   parse_errors=sum(parse_error_count(t.messages) for t in trajs))  # unparsable calls
         return row
 
     return Phase("grpo", cfg.steps, cfg.learning_rate, 0, False, step)
@@ -149,12 +172,13 @@ def grpo_config(cfg: TrainConfig, old_logprobs: str) -> GRPOConfig:
         loss_type=cfg.loss_type, group_size=cfg.group_size, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
         beta=cfg.beta, temperature=cfg.rollout.temperature, max_completion_length=cfg.max_completion_length,
         dynamic_sampling=cfg.dynamic_sampling, max_grad_norm=cfg.max_grad_norm, old_logprobs=old_logprobs,
+        micro_batch=cfg.micro_batch, precision=cfg.precision, tis_cap=cfg.tis_cap,
     )
 
 
 def group_rollouts(cfg: TrainConfig, group, tokenizer, sources: dict[str, str]) -> list[Rollout]:
     """One kept GRPO group as rollouts: outcome rewards (plus the overlong penalty when enabled);
-    the domain's tool specs only when some turn must be re-rendered (no sampled tokens).
+    the domain's tool specs for turns that must be stitched or re-rendered.
     ``sources``: domain name -> what was configured (``Tasks.sources``)."""
     rewards = [float(t.outcome.reward) for t in group]
     if cfg.overlong.enabled:
@@ -162,7 +186,7 @@ def group_rollouts(cfg: TrainConfig, group, tokenizer, sources: dict[str, str]) 
         pen = overlong_penalty(lengths, cfg.max_completion_length, cfg.overlong.cache)
         rewards = [r + float(p) for r, p in zip(rewards, pen)]
     domain = group[0].task.domain
-    tools = domain_tools(sources.get(domain, domain)) if _needs_tools(group) else None
+    tools = domain_tools(sources.get(domain, domain))  # to stitch or re-render turns (cached)
     return [Rollout.from_messages(t.messages, r, tokenizer, tools) for t, r in zip(group, rewards)]
 
 
@@ -174,7 +198,7 @@ def _two_views(ctx: Context, trajs):
     kept, dropped, successes = [], 0, []
     for g in range(len(trajs) // cfg.group_size):
         group = trajs[g * cfg.group_size:(g + 1) * cfg.group_size]
-        if any(t.outcome is None or t.outcome.failure not in (None, "agent") for t in group):
+        if not all(counts_for_policy(t.outcome) for t in group):
             dropped += 1
             continue
         text = render_privileged(group[0].task, cfg.distill.privileged)
@@ -194,7 +218,8 @@ def _distill_rollouts(ctx: Context, agent, privileged: bool):
     tasks = [_train_task(ctx) for _ in range(cfg.batch)]
     make = (lambda: PrivilegedAgent(agent, cfg.distill.privileged)) if privileged else (lambda: agent)
     return asyncio.run(run_many(tasks, make, trials=cfg.group_size, user_mode=cfg.user_mode, limits=ctx.limits,
-                                concurrency=cfg.batch * cfg.group_size, sources=ctx.tasks.sources))
+                                concurrency=cfg.batch * cfg.group_size, sources=ctx.tasks.sources,
+                                scorer=ctx.scorer))
 
 
 def pi_distill_phase(ctx: Context) -> Phase:
@@ -272,10 +297,6 @@ def opsd_phase(ctx: Context) -> Phase:
     return Phase("opsd", cfg.steps, cfg.learning_rate, 0, False, step)
 
 
-def _needs_tools(group) -> bool:
-    return any(m.role == "assistant" and m.tokens is None for t in group for m in t.messages)
-
-
 def _sampled_tokens(messages) -> int:
     return sum(len(m.tokens.completion_ids) for m in messages if m.role == "assistant" and m.tokens)
 
@@ -310,7 +331,7 @@ def _rollout_agent(ctx: Context):
 def sft_conversations(ctx: Context) -> list:
     """The SFT (warm-up) conversations the config names, as (messages, tools) pairs."""
     cfg = ctx.config
-    if cfg.algorithm in ("pi_distill", "opsd") and cfg.distill.warmup_view != "plain":
+    if get_algorithm(cfg.algorithm).privileged and cfg.distill.warmup_view != "plain":
         return _privileged_conversations(ctx)
     tasks = []
     if cfg.sft.source == "oracle":
@@ -339,35 +360,9 @@ def _privileged_conversations(ctx: Context):
     return out
 
 
-def _phases_sft(ctx: Context, convs) -> list[Phase]:
-    return [sft_phase(ctx, ctx.config.steps, ctx.config.learning_rate, convs())]
-
-
-def _phases_grpo(ctx: Context, convs) -> list[Phase]:
-    cfg = ctx.config
-    pre = [sft_phase(ctx, cfg.sft.steps, cfg.sft.learning_rate, convs())] if cfg.sft.steps else []
-    return [*pre, grpo_phase(ctx)]
-
-
-def _phases_pi_distill(ctx: Context, convs) -> list[Phase]:
-    cfg = ctx.config
-    pre = [sft_phase(ctx, cfg.sft.steps, cfg.sft.learning_rate, convs())] if cfg.sft.steps else []
-    return [*pre, pi_distill_phase(ctx)]
-
-
-def _phases_opsd(ctx: Context, convs) -> list[Phase]:
-    cfg = ctx.config
-    pre = [sft_phase(ctx, cfg.sft.steps, cfg.sft.learning_rate, convs())] if cfg.sft.steps else []
-    return [*pre, opsd_phase(ctx)]
-
-
-# algorithm name -> phases; ``convs()`` loads the SFT conversations (once) when a phase needs them
+# algorithm name -> phases, from the registry (one file per algorithm in trainer/algorithms/)
 ALGORITHMS: dict[str, Callable[[Context, Callable[[], list]], list[Phase]]] = {
-    "sft": _phases_sft,
-    "grpo": _phases_grpo,
-    "pi_distill": _phases_pi_distill,
-    "opsd": _phases_opsd,
-}
+    name: get_algorithm(name).phases for name in algorithm_names()}
 
 
 # --------------------------------------------------------------------------- model
@@ -377,7 +372,9 @@ def base_model_path(cfg: TrainConfig, out: Path, convs: Callable[[], list]) -> P
     """The starting checkpoint folder: ``model.path``, or a tiny model built (once) into
     ``out/base`` from the domains and the SFT conversations."""
     if cfg.model.tiny is None:
-        return Path(cfg.model.path)
+        from toolzoo.models import resolve_model
+
+        return resolve_model(cfg.model.path)  # a registered name is prepared into the cache once
     from toolzoo.trainer.tiny import build_tiny
 
     path = out / "base"
@@ -399,11 +396,12 @@ def run_phase(ctx: Context, phase: Phase, first: int, step: int, state: dict[str
     end; returns the step reached. Each step's metrics row goes to ``emit(row, opt, sched)``
     (which evaluates, logs and checkpoints). A resumed ``state`` saved inside this phase
     restores its optimizer and scheduler."""
-    opt, sched = make_optimizer(ctx.model.parameters(), phase.lr, phase.warmup, phase.cosine, phase.steps)
+    trainable = [p for p in ctx.model.parameters() if p.requires_grad]  # a LoRA adapter's only
+    opt, sched = make_optimizer(trainable, phase.lr, phase.warmup, phase.cosine, phase.steps)
     if state is not None and state.get("phase") == phase.name and state["step"] > first:
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-    while step < first + phase.steps:
+    while step < first + phase.steps and not ctx.out_of_budget():
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
         row = phase.step(opt)
@@ -443,14 +441,28 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             cache.append(sft_conversations(ctx))
         return cache[0]
 
-    if ckpt is not None:
+    if ckpt is not None and cfg.lora is not None:  # base weights + the checkpoint's adapter
+        from toolzoo.trainer.lora import ADAPTER_DIR, load_adapter
+
+        base, ctx.tokenizer = _load_model(cfg, out, convs)
+        ctx.model = load_adapter(ckpt / ADAPTER_DIR, base=base, trainable=True)
+    elif ckpt is not None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         ctx.model, ctx.tokenizer = AutoModelForCausalLM.from_pretrained(ckpt), AutoTokenizer.from_pretrained(ckpt)
     else:
         ctx.model, ctx.tokenizer = _load_model(cfg, out, convs)
+        if cfg.lora is not None:
+            from toolzoo.trainer.lora import apply_lora
+
+            ctx.model = apply_lora(ctx.model, cfg.lora)
+    if cfg.gradient_checkpointing:
+        ctx.model.config.use_cache = False
+        ctx.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if cfg.lora is not None:
+            ctx.model.enable_input_require_grads()  # frozen embeddings: checkpointed inputs need grad
     ctx.model.to(device)  # before the optimizer exists: its state lives where the weights do
-    phases = ALGORITHMS[cfg.algorithm](ctx, convs)
+    phases = get_algorithm(cfg.algorithm).phases(ctx, convs)
     total = sum(p.steps for p in phases)
     step = 0
     if state is not None:
@@ -483,10 +495,15 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         if cfg.eval.at_start and step == 0:
             metrics.write({"step": 0, "phase": "start", "eval": evaluate_policy(ctx)})
         first = 0
+        ctx.cpu_start = time.process_time()
         for phase in phases:
             if step < first + phase.steps:
                 step = run_phase(ctx, phase, first, step, state, emit)
             first += phase.steps
+        if ctx.out_of_budget() and step < total:  # stopped by cpu_budget_s: evaluate where it got to
+            last = {"step": step, "phase": "budget", "cpu_s": round(time.process_time() - ctx.cpu_start, 1),
+                    "eval": evaluate_policy(ctx, save_to=out / "eval")}
+            metrics.write(last)
         if total == 0:
             last = {"step": 0, "phase": "none", "eval": evaluate_policy(ctx, save_to=out / "eval")}
             metrics.write(last)
@@ -520,7 +537,7 @@ def evaluate_policy(ctx: Context, save_to: Path | None = None) -> dict[str, Any]
     t0 = time.perf_counter()
     res = evaluate(agent, tasks, user_mode=cfg.user_mode, limits=ctx.limits, save_to=save_to,
                    sources=ctx.tasks.sources)
-    teacher = cfg.eval.teacher if cfg.eval.teacher is not None else cfg.algorithm in ("pi_distill", "opsd")
+    teacher = cfg.eval.teacher if cfg.eval.teacher is not None else get_algorithm(cfg.algorithm).privileged
     if teacher:  # the same tasks with the PI in context: what the student is distilled towards
         res["teacher"] = evaluate(agent, tasks, user_mode=cfg.user_mode, limits=ctx.limits,
                                   sources=ctx.tasks.sources, privileged=cfg.distill.privileged)

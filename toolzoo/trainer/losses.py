@@ -80,8 +80,12 @@ def policy_loss(
     ref_logp: torch.Tensor | None = None,
     beta: float = 0.0,
     max_completion_length: int | None = None,
+    token_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The clipped surrogate -min(r A, clip(r, 1-eps_low, 1+eps_high) A), plus beta * k3 KL,
+    """``token_weight`` (B, T), optional: a per-token factor on the surrogate (truncated
+    importance sampling for sampler/learner mismatch), applied before the KL term.
+
+    The clipped surrogate -min(r A, clip(r, 1-eps_low, 1+eps_high) A), plus beta * k3 KL,
     aggregated per ``loss_type``. ``eps_high`` defaults to ``eps_low`` (DAPO's clip-higher
     uses 0.28). For ``gspo`` the ratio is per sequence, exp(mean token log-ratio), and clipped
     as a whole (the paper uses far smaller eps, e.g. 3e-4/4e-4; pass them explicitly)."""
@@ -96,6 +100,8 @@ def policy_loss(
     adv = advantages.to(logp.dtype).unsqueeze(-1)
     clipped = torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high)
     per_token = -torch.min(ratio * adv, clipped * adv).expand_as(logp)
+    if token_weight is not None:
+        per_token = per_token * token_weight
     if beta != 0.0:
         if ref_logp is None:
             raise ValueError("beta != 0 needs ref_logp")

@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from toolzoo.agents.hf import chat_messages, chat_tools, render_prompt
+from toolzoo.agents.formats import detect_format
+from toolzoo.agents.tokens import render_ids
 from toolzoo.core import Message, Task, ToolSpecView
 from toolzoo.trainer.data import TokenizedConversation
 
@@ -76,7 +77,7 @@ def sequence_in_context(tokenizer, messages: list[Message], tools: list[ToolSpec
     Returns None when a turn lacks ids (or the template has no end-of-turn token)."""
     ids: list[int] = []
     mask: list[int] = []
-    tl = chat_tools(tools)
+    fmt = detect_format(tokenizer)  # how tools and calls reach this template
     eos = tokenizer.eos_token_id
     prev_prompt_len = None  # length of the previous turn's prompt in this view's rendering
     for i, m in enumerate(messages):
@@ -84,7 +85,7 @@ def sequence_in_context(tokenizer, messages: list[Message], tools: list[ToolSpec
             continue
         if m.tokens is None or not m.tokens.completion_ids:
             return None
-        prompt = render_prompt(tokenizer, chat_messages(with_privileged(messages[:i], text), tokenizer), tl)
+        prompt = render_ids(tokenizer, fmt, with_privileged(messages[:i], text), tools)
         if prev_prompt_len is None:
             new = prompt
         else:

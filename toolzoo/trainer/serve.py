@@ -31,6 +31,9 @@ class ChatRequest(BaseModel):
     max_completion_tokens: int | None = None
     seed: int | None = None
     n: int = 1
+    # vLLM's extensions for RL (>= 0.10.2): the prompt's and the completion's token ids
+    return_token_ids: bool = False
+    logprobs: bool = False  # per-token log-probs of the sampled tokens (no top alternatives)
 
 
 def _text(content: Any) -> str | None:
@@ -93,14 +96,23 @@ def build_app(agent: HFAgent, model_name: str):
         if msg.tool_calls:
             out_msg["tool_calls"] = [c.model_dump() for c in msg.tool_calls]
         p, c = len(tokens.prompt_ids), len(tokens.completion_ids)
-        return JSONResponse({
+        choice: dict[str, Any] = {"index": 0, "message": out_msg, "finish_reason": finish, "logprobs": None}
+        body: dict[str, Any] = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:16]}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": req.model or model_name,
-            "choices": [{"index": 0, "message": out_msg, "finish_reason": finish, "logprobs": None}],
+            "choices": [choice],
             "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c},
-        })
+        }
+        if req.return_token_ids:  # as vLLM: prompt ids at the top, completion ids in the choice
+            body["prompt_token_ids"] = tokens.prompt_ids
+            choice["token_ids"] = tokens.completion_ids
+        if req.logprobs:
+            choice["logprobs"] = {"content": [
+                {"token": agent.tokenizer.convert_ids_to_tokens(i), "logprob": lp, "top_logprobs": []}
+                for i, lp in zip(tokens.completion_ids, tokens.logprobs)]}
+        return JSONResponse(body)
 
     return Starlette(routes=[
         Route("/v1/models", models, methods=["GET"]),

@@ -24,27 +24,37 @@ class SFTConfig(BaseModel):
     seed: int = 0
 
 
-def sft_loss(model, seqs: Sequence[TokenizedConversation], pad_id: int) -> torch.Tensor:
-    """Mean negative log-likelihood over the assistant tokens of the batch."""
+def sft_loss(model, seqs: Sequence[TokenizedConversation], pad_id: int, *, normalizer: float | None = None,
+             precision: str = "fp32") -> torch.Tensor:
+    """Mean negative log-likelihood over the assistant tokens of the batch (divided by
+    ``normalizer`` instead when given: a micro-batch's share of a larger batch)."""
     device = next(model.parameters()).device
     ids = pad_right([s.input_ids for s in seqs], pad_id, torch.long).to(device)
     attn = pad_right([[1] * len(s.input_ids) for s in seqs], 0, torch.long).to(device)
     mask = pad_right([s.assistant_mask for s in seqs], 0, torch.float).to(device)[:, 1:]
-    logp = token_logprobs(model, ids, attn)
-    return -(logp * mask).sum() / mask.sum().clamp(min=1.0)
+    logp = token_logprobs(model, ids, attn, precision=precision)
+    denom = mask.sum().clamp(min=1.0) if normalizer is None else normalizer
+    return -(logp * mask).sum() / denom
 
 
 def sft_step(model, optimizer, seqs: Sequence[TokenizedConversation], pad_id: int,
-             max_grad_norm: float | None = 1.0) -> float:
-    """One optimizer step on one batch; returns the loss before the step."""
+             max_grad_norm: float | None = 1.0, *, micro_batch: int | None = None,
+             precision: str = "fp32") -> float:
+    """One optimizer step on one batch (in micro-batches of ``micro_batch`` sequences with
+    gradient accumulation: the same gradient); returns the loss before the step."""
     model.train()
-    loss = sft_loss(model, seqs, pad_id)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    total = float(max(1, sum(sum(s.assistant_mask[1:]) for s in seqs)))
+    micro = micro_batch or len(seqs)
+    loss_sum = 0.0
+    for lo in range(0, len(seqs), micro):
+        loss = sft_loss(model, seqs[lo:lo + micro], pad_id, normalizer=total, precision=precision)
+        loss.backward()
+        loss_sum += float(loss.detach())
     if max_grad_norm:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], max_grad_norm)
     optimizer.step()
-    return float(loss.detach())
+    return loss_sum
 
 
 def make_optimizer(model, cfg: SFTConfig):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from toolzoo.core import Message, Task, ToolSpecView, Trajectory
 from toolzoo.tools.zoo import get_domain
+from toolzoo.core import counts_for_policy
 from toolzoo.trainer.episodes import domain_tools, oracle_episodes
 from toolzoo.trainer.serve import to_message, to_tool
 
@@ -31,7 +32,7 @@ def from_trajectories(trajs: Iterable[Trajectory], min_score: float,
     out = []
     for t in trajs:
         o = t.outcome
-        if o is None or o.failure not in (None, "agent") or o.reward < min_score:
+        if not counts_for_policy(o) or o.reward < min_score:
             continue
         out.append((strip_tokens(t.messages), tools_of(t.task.domain)))
     return out

@@ -4,8 +4,9 @@ Mirrors TRL 1.16's colocate mode (``trl/generation/vllm_generation.py``): ``vllm
 ``distributed_executor_backend="external_launcher"`` so the worker lives in this process,
 ``enable_sleep_mode`` to hand memory back between rollouts, and after each optimizer step the
 trainer's parameters are pushed with the model runner's ``load_weights`` and the prefix cache
-is reset. Episodes use it through :class:`VLLMAgent`: HFAgent's rendering, batching and
-Hermes parsing, with the decoding done by vLLM (prompt ids in, completion ids and their
+is reset; the engine sleeps (level 1) between rollouts and wakes its weights for each sync
+and its KV cache for each decode. Episodes use it through :class:`VLLMAgent`: HFAgent's rendering, batching and
+its tool-call format, with the decoding done by vLLM (prompt ids in, completion ids and their
 log-probs under the sampling distribution out, so the GRPO step can use ``old_logprobs:
 sampled``). Untested here (no GPU, no vllm wheel); the test that would run it is skipped.
 """
@@ -58,6 +59,7 @@ class VLLMBackend:
             logprobs_mode="processed_logprobs",  # log-probs after temperature: what we train against
         )
         self._vllm = vllm
+        self._asleep = False
         self.eos_ids = [tokenizer.eos_token_id]
 
     def agent(self, **kw: Any) -> VLLMAgent:
@@ -66,8 +68,12 @@ class VLLMBackend:
         return VLLMAgent(self, **kw)
 
     def generate(self, prompts: list[list[int]], *, max_new_tokens: int, temperature: float) -> list[Sample]:
+        self._wake()
         params = self._vllm.SamplingParams(temperature=temperature, max_tokens=max_new_tokens, logprobs=0)
-        outs = self.llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
+        try:
+            outs = self.llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
+        finally:
+            self._sleep()  # hand the KV cache (and weights, to CPU) back to the trainer
         samples = []
         for o in outs:
             c = o.outputs[0]
@@ -77,11 +83,48 @@ class VLLMBackend:
                                   finished=bool(ids) and ids[-1] in self.eos_ids))
         return samples
 
+    # sleep mode: level 1 offloads the weights to CPU memory and drops the KV cache while the
+    # trainer steps; weights wake first (to receive the new parameters), the KV cache for decoding
+    def _sleep(self) -> None:
+        if not self._asleep:
+            self.llm.sleep(level=1)
+            self._asleep = True
+
+    def _wake(self, tags: list[str] | None = None) -> None:
+        if self._asleep:
+            self.llm.wake_up(tags=tags)
+            self._asleep = tags is not None and "kv_cache" not in tags
+
+    def runner_model(self):
+        """The engine's model: ``driver_worker.worker.model_runner.model`` in current vLLM (the
+        driver is a worker wrapper), ``driver_worker.model_runner.model`` before."""
+        driver = self.llm.llm_engine.model_executor.driver_worker
+        return getattr(driver, "worker", driver).model_runner.model
+
     def sync_weights(self, model) -> None:
-        """Push the trainer's current parameters into the engine (after each optimizer step)."""
-        runner_model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
-        runner_model.load_weights((name, p.detach()) for name, p in model.named_parameters())
+        """Push the trainer's current parameters into the engine (after each optimizer step);
+        a LoRA policy pushes its merged weights under the base model's names."""
+        self._wake(tags=["weights"])
+        self.runner_model().load_weights(list(engine_weights(model)))
         self.llm.reset_prefix_cache()
 
     def close(self) -> None:
         del self.llm
+
+
+def engine_weights(model):
+    """(name, tensor) pairs as a Hugging Face checkpoint names them. For a peft model the
+    adapter is merged into the base weights for the copy and unmerged after."""
+    from toolzoo.trainer.lora import is_peft
+
+    if not is_peft(model):
+        yield from ((n, p.detach()) for n, p in model.named_parameters())
+        return
+    model.merge_adapter()
+    try:
+        for n, p in model.get_base_model().named_parameters():
+            if "lora_" in n:
+                continue
+            yield n.replace(".base_layer.", "."), p.detach().clone()
+    finally:
+        model.unmerge_adapter()
