@@ -2,6 +2,9 @@
 against a raw MCP SDK server with a trivial Python tool, same transport, same process, side
 by side (alternating rounds), for in-memory and stdio. Prints the ratio toolzoo / raw.
 
+A third row compares read calls on the tau2-bench retail port (``tau2_retail``: nested records
+loaded from fixtures) with ``retail_orders``, executed directly (no transport), side by side.
+
     python bench/tool_call.py [--calls 1000] [--rounds 3]
 """
 
@@ -36,6 +39,45 @@ def toolzoo_calls(n: int) -> list[tuple[str, dict]]:
                    ("list_orders", {"customer_id": f"c{i % 12:03d}"}) if kind == 2 else
                    ("ship_order", {"order_id": o}))
     return mix
+
+
+def tau2_reads(n: int) -> list[tuple[str, dict]]:
+    """Reads by key on tau2_retail (an order, its user, a product), as retail_orders' reads below."""
+    data = seed_state(get_domain("tau2_retail").spec, 0).data
+    orders, users, products = sorted(data["orders"]), sorted(data["users"]), sorted(data["products"])
+    return [("get_order_details", {"order_id": orders[i % len(orders)]}) if i % 3 == 0 else
+            ("get_user_details", {"user_id": users[i % len(users)]}) if i % 3 == 1 else
+            ("get_product_details", {"product_id": products[i % len(products)]}) for i in range(n)]
+
+
+def retail_reads(n: int) -> list[tuple[str, dict]]:
+    data = seed_state(get_domain("retail_orders").spec, 0).data
+    orders, customers = sorted(data["orders"]), sorted(data["customers"])
+    return [("get_order", {"order_id": orders[i % len(orders)]}) if i % 3 != 1 else
+            ("get_customer", {"customer_id": customers[i % len(customers)]}) for i in range(n)]
+
+
+def direct_ms_per_call(domain: str, calls: list[tuple[str, dict]]) -> float:
+    from toolzoo.tools.runtime import DomainRuntime
+
+    d = get_domain(domain)
+    rt = DomainRuntime(d, seed_state(d.spec, 0))
+    rt.call_sync(*calls[0])
+    t0 = time.perf_counter()
+    for name, args in calls:
+        assert not rt.call_sync(name, args).is_error
+    return (time.perf_counter() - t0) * 1000 / len(calls)
+
+
+def reads_row(n: int, rounds: int) -> None:
+    ratios, tau2, base = [], [], []
+    for _ in range(rounds):
+        b = direct_ms_per_call("retail_orders", retail_reads(n))
+        t = direct_ms_per_call("tau2_retail", tau2_reads(n))
+        base.append(b), tau2.append(t), ratios.append(t / b)
+    print(f"[reads, direct] retail_orders {statistics.median(base):.3f} ms/call; tau2_retail "
+          f"{statistics.median(tau2):.3f} ms/call; ratio tau2_retail/retail_orders = {statistics.median(ratios):.2f} "
+          f"(goal <= 2; rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
 
 
 async def timed(client: Client, calls: list[tuple[str, dict]]) -> float:
@@ -73,6 +115,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    reads_row(args.calls, args.rounds)
     for label, fn in (("in-memory", in_memory), ("stdio", stdio)):
         ratios, raws, tzs = [], [], []
         for _ in range(args.rounds):

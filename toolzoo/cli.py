@@ -22,8 +22,12 @@ T = TypeVar("T")
 
 def _print_problems(exc: LoadError) -> None:
     """Each problem of a config that did not load, one line apiece."""
+    from rich.markup import escape
+
     for problem in exc.problems:
-        err_console.print(f"[red]error[/red] {problem}", highlight=False)
+        # Verbatim (a CEL `[...]` is not rich markup) and unwrapped: one problem, one line.
+        text = " ".join(str(problem).splitlines())
+        err_console.print(f"[red]error[/red] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 def _load_config(load: Callable[[str], T], path: str) -> T | None:
@@ -84,23 +88,38 @@ def _zoo_show(args: argparse.Namespace) -> int:
 
 
 def _zoo_validate(args: argparse.Namespace) -> int:
+    """Load each file (every problem, file:line), then place every goal template on seeded states:
+    a template whose solution fails with its bindings held is an error (file:line and the step).
+    ``--deep`` tries N seeds and also reports templates that never generate."""
     from toolzoo.config import LoadError
+    from toolzoo.synth.validate import template_check
     from toolzoo.tools.loader import load_domain
     from toolzoo.tools.zoo import builtin_names, resolve_path
 
     targets = args.targets or builtin_names()
+    seeds = range(args.seeds if args.deep else 1)
     failed = 0
     for target in targets:
         try:
             path = resolve_path(target)
             d = load_domain(path)
-            console.print(f"[green]ok[/green] {path} ({d.name}: {len(d.spec.tools)} tools, {len(d.spec.subtasks)} subtasks)")
         except LoadError as exc:
             failed += 1
             _print_problems(exc)
+            continue
         except FileNotFoundError as exc:
             failed += 1
-            err_console.print(f"[red]error[/red] {exc}")
+            err_console.print(f"[red]error[/red] {exc}", markup=False, highlight=False)
+            continue
+        issues = template_check(d, seeds, never_generates=args.deep)
+        for issue in issues:
+            err_console.print(f"error [{issue.reason}] {issue.detail}", markup=False, highlight=False, soft_wrap=True)
+        if issues:
+            failed += 1
+            continue
+        console.print(f"[green]ok[/green] {path} ({d.name}: {len(d.spec.tools)} tools, {len(d.spec.subtasks)} subtasks"
+                      + (f", every template generates on {len(seeds)} seeds" if args.deep else "") + ")",
+                      highlight=False)
     return 1 if failed else 0
 
 
@@ -112,10 +131,18 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _serve_mcp(args: argparse.Namespace) -> int:
-    from toolzoo.tools.server import DomainServer, run_http, run_stdio
+    from toolzoo.tools.server import DomainServer, read_secret_fd, read_secret_file, run_http, run_stdio
     from toolzoo.tools.zoo import get_domain
 
-    server = DomainServer(get_domain(args.domain), seed=args.seed, admin=not args.no_admin)
+    # Admin tools only when asked for, and then only for callers holding the secret.
+    if args.admin and not args.admin_secret_file and args.admin_secret_fd is None:
+        raise SystemExit("serve-mcp: --admin needs --admin-secret-file (a file only this server's user can read) "
+                         "or --admin-secret-fd")
+    secret = None
+    if args.admin:
+        secret = read_secret_fd(args.admin_secret_fd) if args.admin_secret_fd is not None \
+            else read_secret_file(args.admin_secret_file)
+    server = DomainServer(get_domain(args.domain), seed=args.seed, admin=args.admin, admin_secret=secret)
     if args.transport == "stdio":
         run_stdio(server)
     else:
@@ -132,14 +159,14 @@ def _print_success_table(summary: dict[str, Any], title: str) -> None:
         table.add_row(length, str(row["episodes"]), str(row["successes"]), "-" if rate is None else f"{rate:.3f}")
     console.print(table)
     console.print(f"infra errors: {summary['infra_errors']}   user-sim errors: {summary['user_sim_errors']}   "
-                  f"judge errors: {summary.get('judge_errors', 0)}")
+                  f"judge errors: {summary.get('judge_errors', 0)}   harness errors: {summary.get('harness_errors', 0)}")
 
 
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
     from toolzoo.envs.run_config import load_run_config
-    from toolzoo.envs.runner import Runner
+    from toolzoo.envs.runner import HarnessFailures, RunChanged, Runner
 
     config = _load_config(load_run_config, args.config)
     if config is None:
@@ -151,13 +178,18 @@ def _run(args: argparse.Namespace) -> int:
             from toolzoo.cluster.ray_runner import run_on_ray
 
             summary = run_on_ray(config, address=args.ray or None, resume=args.resume, overwrite=args.overwrite,
-                                 progress=not args.quiet, base_dir=Path(args.config).parent)
+                                 progress=not args.quiet, base_dir=Path(args.config).parent,
+                                 retry_infra=args.retry_infra)
         else:
-            runner = Runner(config, resume=args.resume, overwrite=args.overwrite, base_dir=Path(args.config).parent)
+            runner = Runner(config, resume=args.resume, overwrite=args.overwrite, base_dir=Path(args.config).parent,
+                            retry_infra=args.retry_infra)
             summary = asyncio.run(runner.run(progress=not args.quiet))
-    except FileExistsError as exc:
+    except (FileExistsError, RunChanged) as exc:
         err_console.print(f"[red]error[/red] {exc}")
         return 2
+    except HarnessFailures as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        return 3
     _print_success_table(summary, f"{config.run}: success by length")
     if config.report and summary["episodes"]:
         from toolzoo.analysis.report import write_report
@@ -188,6 +220,12 @@ def _report(args: argparse.Namespace) -> int:
             if table is not None:
                 console.print(table)
     return code
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from toolzoo.analysis.analyze_cmd import analyze_command
+
+    return analyze_command(args)
 
 
 def _rubric_validate(args: argparse.Namespace) -> int:
@@ -302,12 +340,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_zoo_show)
     p = zoo.add_parser("validate", help="validate built-in domains or YAML files (all built-ins when none given)")
     p.add_argument("targets", nargs="*")
+    p.add_argument("--deep", action="store_true",
+                   help="place every goal template on N seeds and report any that never generate")
+    p.add_argument("--seeds", type=int, default=5, help="seeds for --deep (default 5)")
     p.set_defaults(func=_zoo_validate)
 
     p = sub.add_parser("run", help="run episodes from a Run config and write trajectories, summary and report")
     p.add_argument("config")
     p.add_argument("--resume", action="store_true", help="continue a killed run (skips stored episodes)")
     p.add_argument("--overwrite", action="store_true", help="discard an existing output folder's episodes")
+    p.add_argument("--retry-infra", action="store_true",
+                   help="with --resume: re-run the stored infra and harness failures")
     p.add_argument("--output", help="override the config's output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
@@ -319,6 +362,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the report (default: the first run's folder)")
     p.add_argument("--log-scale", action="store_true", help="log-scale length axis")
     p.set_defaults(func=_report)
+
+    p = sub.add_parser("analyze", help="time horizons (T50) of any success data: CSV, JSONL or run folders")
+    p.add_argument("files", nargs="+", help="CSV/JSONL (agent, task, family, length, success|score, weight) or run folders")
+    p.add_argument("--length-unit", help="unit of the lengths, for labels (default: minutes for human_minutes, subtasks for runs)")
+    p.add_argument("--fit", choices=("exponential", "weibull", "logistic", "auto"), default="auto",
+                   help="model (auto: constant hazard unless the LR test prefers Weibull)")
+    p.add_argument("--l2", type=float, default=None, help="L2 penalty on the logistic slope (METR: 0.1)")
+    p.add_argument("--weights", help="weight column, or a scheme: invsqrt (METR), equal_task, none")
+    p.add_argument("--metr", action="store_true", help="METR's estimator: --fit logistic --l2 0.1 --weights invsqrt")
+    p.add_argument("--json", help="write {'agents': {NAME: {t50, ci, model, n, ...}}} here")
+    p.add_argument("--out", help="folder for plots and report.html")
+    p.add_argument("--reps", type=int, default=1000, help="bootstrap replicates (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--base", help="agent the others are compared with (default: the first)")
+    p.add_argument("--bootstrap", choices=("family", "metr"), default="family",
+                   help="family: resample task families (headline, calibrated); metr: family -> task -> run")
+    p.set_defaults(func=_analyze)
 
     rubric = sub.add_parser("rubric", help="rubrics: validate and generate").add_subparsers(dest="rubric_command", required=True)
     p = rubric.add_parser("validate", help="validate rubric YAML files")
@@ -398,6 +458,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (cuda when torch sees one), cpu, cuda, cuda:N or mps")
     p.set_defaults(func=_serve_model)
 
+    from toolzoo.models.cli import add_model_commands  # `toolzoo model ...` (toolzoo/models/cli.py)
+
+    add_model_commands(sub)
+
     p = sub.add_parser("schema", help="print the JSON Schema of a YAML format")
     p.add_argument("format", choices=["domain", "rubric", "run", "train"])
     p.set_defaults(func=_schema)
@@ -408,7 +472,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--no-admin", action="store_true", help="hide the snapshot/restore admin tools")
+    p.add_argument("--admin", action="store_true",
+                   help="offer the _toolzoo_* admin tools (snapshot/restore/reset/hash) to callers whose "
+                        "request _meta carries the secret from --admin-secret-file; off by default")
+    p.add_argument("--admin-secret-file", default=None, help="file holding the admin secret (>= 16 chars)")
+    p.add_argument("--admin-secret-fd", type=int, default=None,
+                   help="read the admin secret from this inherited file descriptor (then closed)")
+    p.add_argument("--no-admin", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     p.set_defaults(func=_serve_mcp)
     return parser
 
