@@ -15,8 +15,8 @@ from rich.table import Table
 if TYPE_CHECKING:
     from toolzoo.config import LoadError
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # one line per message when piped (tables still fit the width)
+err_console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 

@@ -146,7 +146,11 @@ class EpisodeSteps:
             return []
         self.calls += len(msg.tool_calls)
         try:
-            results = await asyncio.gather(*(_run_call(c, self.names, self.session) for c in msg.tool_calls))
+            calls = msg.tool_calls
+            if len(calls) == 1:  # the common case: no task and gather for one call
+                results = [await _run_call(calls[0], self.names, self.session)]
+            else:
+                results = await asyncio.gather(*(_run_call(c, self.names, self.session) for c in calls))
         except _INFRA as exc:
             raise EpisodeEnded(Outcome.infra(str(exc))) from None
         out = []

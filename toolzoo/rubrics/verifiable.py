@@ -42,19 +42,30 @@ def tool_results(messages: list[Message]) -> list[tuple[str, Any]]:
     return out
 
 
+def _first_stated(task: Task, messages: list[Message]) -> list[int]:
+    """Per subtask, the index of the user message by which it had been stated (0 when never:
+    the asks were paraphrased), from one pass over growing prefixes of the user messages."""
+    out = [0] * len(task.subtasks)
+    done = 0
+    for j, m in enumerate(messages):
+        if m.role != "user" or done == len(out):
+            continue
+        asked = task.asked_in(messages[: j + 1])
+        for i in range(done, min(asked, len(out))):
+            out[i] = j
+        done = max(done, asked)
+    return out
+
+
 def _window(task: Task, messages: list[Message], checkpoints: list[Checkpoint],
-            i: int) -> tuple[int, int, dict, int, bool]:
+            i: int, stated: list[int]) -> tuple[int, int, dict, int, bool]:
     """(start, end) of the messages replying to subtask i, records to compare, index of the
     last subtask covered, whether a checkpoint covers it."""
     cp = next((c for c in reversed(checkpoints) if c.asked == i + 1), None)
     if cp is None:
         cp = next((c for c in checkpoints if c.asked > i + 1), None)
     end = cp.message_index if cp is not None else len(messages)
-    start = 0  # the user message that stated it (the start, when the asks were paraphrased)
-    for j, m in enumerate(messages[:end]):
-        if m.role == "user" and task.asked_in(messages[: j + 1]) >= i + 1:
-            start = j
-            break
+    start = stated[i] if stated[i] < end else 0  # the user message that stated it
     if cp is None:  # no checkpoint covers it: the end of the episode does
         return start, end, {}, len(task.subtasks) - 1, False
     return start, end, cp.records, cp.asked - 1, True
@@ -88,7 +99,8 @@ def judge_verifiable(task: Task, messages: list[Message], final_state: dict[str,
     checkpoints = checkpoints or []
     items: list[ItemScore] = []
     first_failed: int | None = None
-    spans = [_window(task, messages, checkpoints, i) for i in range(len(task.subtasks))]
+    stated = _first_stated(task, messages)
+    spans = [_window(task, messages, checkpoints, i, stated) for i in range(len(task.subtasks))]
     vocab = vocabulary([final_state, task.expected_final], task.domain, tool_results(messages))
     answers = _answers(task, messages, [(a, b) for a, b, *_ in spans], vocab)
     for i, sub in enumerate(task.subtasks):

@@ -73,7 +73,7 @@ REQS="$CTX/requirements.txt"
 "$PY" - "$REQS" <<'PYEOF'
 import sys
 from importlib.metadata import version
-names = ["mcp", "pydantic", "pyyaml", "common-expression-language", "jsonschema", "anyio",
+names = ["mcp", "pydantic", "pyyaml", "common-expression-language", "jsonschema", "jsonschema-rs", "orjson", "anyio",
          "httpx", "uvicorn", "starlette", "rich"]
 with open(sys.argv[1], "w") as f:
     for n in names:
