@@ -240,3 +240,25 @@ def test_a_group_is_as_old_as_its_oldest_episode():
     batch = feed.take(2, 4)
     assert [t.episode_id for t in batch] == ["g2-t0", "g2-t1"]
     assert feed.stats.dropped_stale == 2
+
+
+def test_local_and_ray_training_share_one_driver(tmp_path):
+    """Both paths set up, seed, warm up, log, evaluate and save through ``trainer.driver``:
+    with the same config, the driver-side SFT warm-up (no GRPO steps, so no cluster is
+    started) gives the same loss at every step, the same evaluation, the same files."""
+    from toolzoo.cluster.ray_train import train_on_ray
+    from toolzoo.trainer.loop import train
+
+    kw = dict(steps=0, sft={"episodes": 6, "steps": 3, "batch_size": 4}, eval={"lengths": [1], "tasks_per_length": 2},
+              checkpoint_every=2)
+    local = train(TrainConfig.model_validate(_config(tmp_path / "local", **kw)), progress=False)
+    ray_side = train_on_ray(TrainConfig.model_validate(_config(tmp_path / "ray", **kw)), address=None, progress=False)
+    a, b = _rows(tmp_path / "local"), _rows(tmp_path / "ray")
+    assert [r["phase"] for r in a] == ["sft"] * 3 == [r["phase"] for r in b]
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]  # same seeds, batches, optimizer and schedule
+    assert a[-1]["eval"]["by_length"] == b[-1]["eval"]["by_length"]
+    assert set(ray_side) - set(local) == {"ray"} and ray_side["ray"] == {} and local["device"] == ray_side["device"]
+    for out in ("local", "ray"):
+        got = {p.relative_to(tmp_path / out).as_posix() for p in (tmp_path / out).rglob("*") if p.is_file()}
+        assert {"config.yaml", "metrics.jsonl", "summary.json", "final/config.json",
+                "checkpoints/step_0/config.json", "checkpoints/step_2/trainer_state.pt"} <= got, got

@@ -23,27 +23,22 @@ collecting rollouts and starting new ones, which is what bounded staleness buys.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import random
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from toolzoo.cluster.learner import VERSION_KEY, TrajectoryFeed
 from toolzoo.core import Trajectory, counts_for_policy
 from toolzoo.envs.episode import Limits
 from toolzoo.envs.run_config import RunConfig
 from toolzoo.envs.runner import Job
-from toolzoo.trainer.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
 from toolzoo.trainer.config import TrainConfig, resolve_device
-from toolzoo.trainer.runlog import MetricsLog, ProgressBar
 from toolzoo.trainer.schedule import make_optimizer
 
 log = logging.getLogger("toolzoo.cluster.train")
@@ -252,101 +247,42 @@ def train_on_ray(cfg: TrainConfig, *, address: str | None, resume: bool = False,
     import ray
 
     from toolzoo.cluster.ray_setup import init_ray, shutdown_ray
-    from toolzoo.trainer.episodes import Tasks
-    from toolzoo.trainer.loop import Context, base_model_path, evaluate_policy, run_phase, sft_conversations, sft_phase
+    from toolzoo.trainer.driver import TrainRun, optimizer_state
+    from toolzoo.trainer.loop import run_phase, sft_phase
 
     max_off = max_off_policy_steps if max_off_policy_steps is not None else getattr(
         cfg, "max_off_policy_steps", DEFAULT_MAX_OFF_POLICY_STEPS)
-    out = Path(cfg.output)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    started = time.perf_counter()
-
-    tasks = Tasks(cfg.generator)
-    rng = random.Random(cfg.seed)
-    ckpt = latest_checkpoint(out) if resume else None
-    state = load_trainer_state(ckpt) if ckpt is not None else None
-    # the local trainer's context: its SFT warm-up, conversations and evaluation run on it here
-    ctx = Context(config=cfg, model=None, tokenizer=None, out=out, rng=rng, tasks=tasks)
-    cache: list = []
-
-    def convs() -> list:
-        if not cache:
-            cache.append(sft_conversations(ctx))
-        return cache[0]
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    base = ckpt if ckpt is not None else base_model_path(cfg, out, convs)
-    model, tokenizer = AutoModelForCausalLM.from_pretrained(base), AutoTokenizer.from_pretrained(base)
-    ctx.model, ctx.tokenizer = model, tokenizer
-    step = 0
-    if state is not None:
-        step = state["step"]
-        rng.setstate(state["rng_trainer"])
-        set_rng_state(state["rng"])
-    elif cfg.checkpoint_every:
-        save_checkpoint(out / "checkpoints" / "step_0", model, tokenizer, None)
-    total = cfg.sft.steps + cfg.steps
-    metrics = MetricsLog(out, step if state is not None else None)  # no TensorBoard mirror (as before)
-    bar = ProgressBar(total, step, progress, label="train (ray)")
-    last: dict[str, Any] = {}
-
-    def eval_now(save_to: Path | None = None) -> dict[str, Any]:
-        return evaluate_policy(ctx, save_to=save_to)
-
-    def emit(row: dict[str, Any], phase_state: dict[str, Any] | None) -> None:
-        nonlocal last
-        s = row["step"]
-        if cfg.eval.every and s % cfg.eval.every == 0 and s != total:
-            row["eval"] = eval_now()
-        if s == total:
-            row["eval"] = eval_now(save_to=out / "eval")
-        metrics.write(row)
-        bar.update(row)
-        last = row
-        if phase_state is not None and cfg.checkpoint_every and s % cfg.checkpoint_every == 0 and s != total:
-            save_checkpoint(out / "checkpoints" / f"step_{s}", model, tokenizer,
-                            {"step": s, **phase_state, "rng": rng_state(), "rng_trainer": rng.getstate()})
-
+    # The same setup, logging, checkpoints and summary as local training (trainer.driver);
+    # only the GRPO phase's rollouts and updates run on Ray.
+    run = TrainRun(cfg, resume=resume, progress=progress, label="train (ray)")
+    ctx, state = run.ctx, run.state
     ray_info: dict[str, Any] = {}
     try:
-        if cfg.eval.at_start and step == 0:
-            metrics.write({"step": 0, "phase": "start", "eval": eval_now()})
-        if step < cfg.sft.steps:
+        run.begin(cfg.sft.steps + cfg.steps)
+        if run.step < cfg.sft.steps:
             # the local trainer's SFT phase, in the driver: same batches, optimizer and schedule
-            warmup = sft_phase(ctx, cfg.sft.steps, cfg.sft.learning_rate, convs())
-            step = run_phase(ctx, warmup, 0, step, state, lambda row, opt, sched: emit(
-                row, {"phase": "sft", "optimizer": opt.state_dict(), "scheduler": sched.state_dict()}))
-        if step < total:
+            warmup = sft_phase(ctx, cfg.sft.steps, cfg.sft.learning_rate, run.convs())
+            run.step = run_phase(ctx, warmup, 0, run.step, state,
+                                 lambda row, opt, sched: run.emit(row, optimizer_state(row, opt, sched)))
+        if run.step < run.total:
             grpo_state = state if state is not None and state.get("phase") == "grpo" else None
-            files = _packed(model, tokenizer)
+            files = _packed(ctx.model, ctx.tokenizer)
             was_up = ray.is_initialized()
             info = init_ray(address, num_cpus=num_cpus, object_store_mb=object_store_mb)
             try:
-                ray_info = _grpo_on_ray(cfg, model, files, tasks, rng, step, grpo_state, emit, out=out, base=base,
-                                        max_off=max_off, num_workers=num_workers, worker_cpus=worker_cpus,
-                                        learner_options=learner_options, cluster_cpus=info.cpus)
+                ray_info = _grpo_on_ray(cfg, ctx.model, files, ctx.tasks, ctx.rng, run.step, grpo_state, run.emit,
+                                        out=run.out, base=run.start_path, max_off=max_off, num_workers=num_workers,
+                                        worker_cpus=worker_cpus, learner_options=learner_options,
+                                        cluster_cpus=info.cpus)
                 ray_info["address"] = info.address
             finally:
                 if not was_up:  # stop the local cluster we started, or leave the one we joined
                     shutdown_ray()
-            step = total
-        if total == 0:
-            last = {"step": 0, "phase": "none", "eval": eval_now(save_to=out / "eval")}
-            metrics.write(last)
-        final = save_checkpoint(out / "final", model, tokenizer, None)
+            run.step = run.total
+        final = run.save_final()
     finally:
-        bar.close()
-    summary = {"train": cfg.train, "algorithm": cfg.algorithm, "steps": step,
-               "seconds": round(time.perf_counter() - started, 3), "last": last, "eval": last.get("eval"),
-               "final": str(final), "metrics": str(metrics.path), "ray": ray_info}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
+        run.close()
+    return run.summary(final, ray=ray_info)
 
 
 def _packed(model, tokenizer) -> dict[str, bytes]:

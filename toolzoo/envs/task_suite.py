@@ -31,7 +31,7 @@ from toolzoo.tools.runtime import DomainRuntime
 from toolzoo.tools.state import seed_state
 from toolzoo.tools.zoo import get_domain
 from toolzoo.envs.taskgen import diff_keys
-from toolzoo.rubrics.answers import with_answer_instructions
+from toolzoo.rubrics.answers import asks_for_values, with_answer_instructions
 
 
 class _Strict(BaseModel):
@@ -131,7 +131,7 @@ def _build(spec: SuiteTask, index: int, problems: Problems) -> Task:
                 touched={c: sorted(k) for c, k in touched_all.items()},
                 expected_final={c: {k: final[c].get(k) for k in sorted(keys)} for c, keys in touched_all.items()},
                 system_prompt=with_answer_instructions(domain.spec.system_prompt, domain.name,
-                                              asks=any(s.answer is not None for s in subtasks)))
+                                              asks=asks_for_values(domain)))
 
 
 __all__ = ["load_task_suite", "TaskSuite", "LoadError"]

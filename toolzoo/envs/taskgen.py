@@ -25,7 +25,7 @@ from toolzoo.tools.cel import CelError, Expr
 from toolzoo.tools.loader import CompiledSubtask, Domain
 from toolzoo.tools.runtime import CallFailure, DomainRuntime
 from toolzoo.tools.state import PICK_RNG, State, seed_state
-from toolzoo.rubrics.answers import with_answer_instructions
+from toolzoo.rubrics.answers import asks_for_values, with_answer_instructions
 
 _CHATTER = [
     "By the way, the weather has been lovely this week.",
@@ -118,7 +118,7 @@ class TaskGenerator:
             touched={c: sorted(keys) for c, keys in touched.items()},
             expected_final=expected,
             system_prompt=with_answer_instructions(self.domain.spec.system_prompt, self.domain.name,
-                                                   asks=any(s.answer is not None for s in subtasks)),
+                                                   asks=asks_for_values(self.domain)),
         )
         if self.options.distractors:
             task.distractors = [rng.choice(_CHATTER) for _ in range(self.options.distractors)]

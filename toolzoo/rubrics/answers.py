@@ -61,10 +61,16 @@ def answer_instructions() -> str:
     return _INSTRUCTIONS
 
 
+def asks_for_values(domain: Any) -> bool:
+    """Whether any goal template of ``domain`` (a loaded Domain) asks for a value."""
+    return any(t.spec.answer is not None for t in domain.subtasks)
+
+
 def with_answer_instructions(prompt: str | None, domain: str = "", *, asks: bool = True) -> str:
     """A task's system prompt: the domain's own (or a generic opener) plus the answer channel,
-    which is left out (``asks=False``) for a task none of whose requests asks for a value: it
-    would only lengthen every prompt (a small model trained from scratch pays for each token)."""
+    which is left out (``asks=False``) for a domain none of whose templates asks for a value:
+    it would only lengthen every prompt (a small model trained from scratch pays for each
+    token). Decided per domain, so every task of a domain has the same system prompt."""
     base = (prompt or _DEFAULT_OPENER.format(domain=domain or "given")).strip()
     if _INSTRUCTIONS in base or not asks:
         return base

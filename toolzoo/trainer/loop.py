@@ -13,9 +13,7 @@ scheduler and RNG states.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import random
 import time
 from collections.abc import Callable
@@ -23,19 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import yaml
 
 from toolzoo.agents.formats import parse_error_count
 from toolzoo.agents.hf import HFAgent
 from toolzoo.core import counts_for_policy
 from toolzoo.envs.episode import Limits
 from toolzoo.trainer.algorithms import algorithm_names, get_algorithm
-from toolzoo.trainer.checkpoint import (
-    latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state,
-)
-from toolzoo.trainer.config import TrainConfig, resolve_device
+from toolzoo.trainer.config import TrainConfig
 from toolzoo.trainer.data import tokenize_conversation
 from toolzoo.trainer.episodes import Tasks, domain_tools, run_many
 from toolzoo.trainer.evaluate import eval_tasks, evaluate
@@ -44,7 +37,6 @@ from toolzoo.trainer.losses import overlong_penalty
 from toolzoo.trainer.opsd import OPSDConfig, OPSDRollout, opsd_step
 from toolzoo.trainer.pi_distill import DistillRollout, PiDistillConfig, pi_distill_step
 from toolzoo.trainer.privileged import PrivilegedAgent, render_privileged, sequence_in_context, with_privileged
-from toolzoo.trainer.runlog import MetricsLog, ProgressBar
 from toolzoo.trainer.schedule import make_optimizer
 from toolzoo.trainer.sft import sft_step
 from toolzoo.trainer.sft_data import corpus_texts, load_conversations, strip_tokens
@@ -383,13 +375,6 @@ def base_model_path(cfg: TrainConfig, out: Path, convs: Callable[[], list]) -> P
     return path
 
 
-def _load_model(cfg: TrainConfig, out: Path, convs: Callable[[], list]):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = base_model_path(cfg, out, convs)
-    return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
-
-
 def run_phase(ctx: Context, phase: Phase, first: int, step: int, state: dict[str, Any] | None,
               emit: Callable[[dict[str, Any], Any, Any], None]) -> int:
     """Run ``phase`` (global steps ``first+1 .. first+phase.steps``) from global ``step`` to its
@@ -417,115 +402,25 @@ def run_phase(ctx: Context, phase: Phase, first: int, step: int, state: dict[str
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run the configured training; returns a summary (steps, seconds, last metrics, final eval,
-    paths). ``resume``: continue from the latest ``checkpoints/step_N``."""
-    cfg = config
-    out = Path(cfg.output)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)  # before any work: a wrong device fails at once
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed % 2**32)
-    torch.manual_seed(cfg.seed)
+    paths). ``resume``: continue from the latest ``checkpoints/step_N``. Setup, logging,
+    checkpoints and the summary are the shared driver's (``trainer.driver.TrainRun``)."""
+    from toolzoo.trainer.driver import TrainRun, optimizer_state
 
-    tasks = Tasks(cfg.generator)
-    cache: list = []
-    ckpt = latest_checkpoint(out) if resume else None
-    state = load_trainer_state(ckpt) if ckpt is not None else None
-    ctx = Context(config=cfg, model=None, tokenizer=None, out=out, rng=random.Random(cfg.seed), tasks=tasks)
-
-    def convs() -> list:
-        if not cache:
-            cache.append(sft_conversations(ctx))
-        return cache[0]
-
-    if ckpt is not None and cfg.lora is not None:  # base weights + the checkpoint's adapter
-        from toolzoo.trainer.lora import ADAPTER_DIR, load_adapter
-
-        base, ctx.tokenizer = _load_model(cfg, out, convs)
-        ctx.model = load_adapter(ckpt / ADAPTER_DIR, base=base, trainable=True)
-    elif ckpt is not None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        ctx.model, ctx.tokenizer = AutoModelForCausalLM.from_pretrained(ckpt), AutoTokenizer.from_pretrained(ckpt)
-    else:
-        ctx.model, ctx.tokenizer = _load_model(cfg, out, convs)
-        if cfg.lora is not None:
-            from toolzoo.trainer.lora import apply_lora
-
-            ctx.model = apply_lora(ctx.model, cfg.lora)
-    if cfg.gradient_checkpointing:
-        ctx.model.config.use_cache = False
-        ctx.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if cfg.lora is not None:
-            ctx.model.enable_input_require_grads()  # frozen embeddings: checkpointed inputs need grad
-    ctx.model.to(device)  # before the optimizer exists: its state lives where the weights do
-    phases = get_algorithm(cfg.algorithm).phases(ctx, convs)
-    total = sum(p.steps for p in phases)
-    step = 0
-    if state is not None:
-        step = state["step"]
-        ctx.rng.setstate(state["rng_trainer"])
-        set_rng_state(state["rng"], ctx.generators)
-        log.info("resuming from %s (step %d)", ckpt, step)
-    elif cfg.checkpoint_every:
-        save_checkpoint(out / "checkpoints" / "step_0", ctx.model, ctx.tokenizer, None)
-
-    metrics = MetricsLog(out, step if state is not None else None, cfg.tensorboard)
-    bar = ProgressBar(total, step, progress)
-    started = time.perf_counter()
-    last: dict[str, Any] = {}
-
-    def emit(row: dict[str, Any], opt, sched) -> None:
-        nonlocal last
-        s = row["step"]
-        if cfg.eval.every and s % cfg.eval.every == 0 and s != total:
-            row["eval"] = evaluate_policy(ctx)
-        if s == total:
-            row["eval"] = evaluate_policy(ctx, save_to=out / "eval")
-        metrics.write(row)
-        bar.update(row)
-        last = row
-        if cfg.checkpoint_every and s % cfg.checkpoint_every == 0 and s != total:
-            _save(ctx, out / "checkpoints" / f"step_{s}", row["phase"], s, opt, sched)
-
+    run = TrainRun(config, resume=resume, progress=progress)
+    ctx = run.ctx
+    phases = get_algorithm(config.algorithm).phases(ctx, run.convs)
     try:
-        if cfg.eval.at_start and step == 0:
-            metrics.write({"step": 0, "phase": "start", "eval": evaluate_policy(ctx)})
+        run.begin(sum(p.steps for p in phases))
         first = 0
-        ctx.cpu_start = time.process_time()
         for phase in phases:
-            if step < first + phase.steps:
-                step = run_phase(ctx, phase, first, step, state, emit)
+            if run.step < first + phase.steps:
+                run.step = run_phase(ctx, phase, first, run.step, run.state,
+                                     lambda row, opt, sched: run.emit(row, optimizer_state(row, opt, sched)))
             first += phase.steps
-        if ctx.out_of_budget() and step < total:  # stopped by cpu_budget_s: evaluate where it got to
-            last = {"step": step, "phase": "budget", "cpu_s": round(time.process_time() - ctx.cpu_start, 1),
-                    "eval": evaluate_policy(ctx, save_to=out / "eval")}
-            metrics.write(last)
-        if total == 0:
-            last = {"step": 0, "phase": "none", "eval": evaluate_policy(ctx, save_to=out / "eval")}
-            metrics.write(last)
-        final = out / "final"
-        save_checkpoint(final, ctx.model, ctx.tokenizer, None)
+        final = run.save_final()
     finally:
-        bar.close()
-        metrics.close()
-        if ctx.backend is not None:
-            ctx.backend.close()
-    summary = {"train": cfg.train, "algorithm": cfg.algorithm, "device": device, "steps": step,
-               "seconds": round(time.perf_counter() - started, 3), "last": last,
-               "eval": last.get("eval"), "final": str(final), "metrics": str(metrics.path)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
-
-
-def _save(ctx: Context, path: Path, phase: str, step: int, opt, sched) -> None:
-    save_checkpoint(path, ctx.model, ctx.tokenizer, {
-        "step": step, "phase": phase, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-        "rng": rng_state(ctx.generators), "rng_trainer": ctx.rng.getstate(),
-    })
+        run.close()
+    return run.summary(final)
 
 
 def evaluate_policy(ctx: Context, save_to: Path | None = None) -> dict[str, Any]:
