@@ -211,12 +211,12 @@ class GroupAssembler:
 
 def worker_run_config(cfg: TrainConfig, base: Path, out: Path, concurrency: int) -> RunConfig:
     """The Run config rollout workers execute: the policy as an HF agent (sampling), the
-    scripted user, inline sandboxes, the training episode limits."""
+    scripted user, the Train config's sandbox section, the training episode limits."""
     return RunConfig(
         run=cfg.train, domains=cfg.domains, lengths=cfg.lengths, generator=cfg.generator, trials=cfg.group_size,
         seed=cfg.seed, agent={"kind": "hf", "path": str(base), "temperature": cfg.rollout.temperature,
                               "max_new_tokens": cfg.rollout.max_new_tokens},
-        user={"kind": "scripted", "mode": cfg.user_mode}, sandbox={"backend": "inline"},
+        user={"kind": "scripted", "mode": cfg.user_mode}, sandbox=cfg.sandbox,
         limits=Limits(max_turns=cfg.max_turns), concurrency=concurrency, output=str(out / "rollouts"), report=False)
 
 

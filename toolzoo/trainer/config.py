@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from toolzoo.config import load_yaml_model
+from toolzoo.envs.run_config import SandboxConfig
 from toolzoo.envs.taskgen import GeneratorOptions
 from toolzoo.trainer.algorithms import algorithm_names
 from toolzoo.trainer.lora import LoRAConfig
@@ -153,6 +154,9 @@ class TrainConfig(_Strict):
     cpu_budget_s: float | None = Field(None, gt=0, description="stop training once the process has used this "
                                        "much CPU time (all threads, from the first step), then evaluate")
 
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig,
+                                   description="where rollouts, SFT oracle episodes and evaluation run: the Run "
+                                               "format's section (tier, transport, limits, pool)")
     sft: SFTSource = Field(default_factory=SFTSource)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)

@@ -18,6 +18,7 @@ from typing import Any
 from toolzoo.core import Task, ToolSpecView, Trajectory
 from toolzoo.envs.driver import Sandboxes, play_episode
 from toolzoo.envs.episode import Limits
+from toolzoo.envs.run_config import SandboxConfig
 from toolzoo.envs.scorer import VERIFIABLE, Scorer
 from toolzoo.envs.scripted_user import ScriptedUser
 from toolzoo.envs.taskgen import GeneratorOptions, TaskGenerationError, TaskGenerator
@@ -85,11 +86,16 @@ def domain_tools(domain: str) -> list[ToolSpecView]:
 
 async def run_one(task: Task, agent: Any, *, trial: int = 0, user_mode: str = "per_turn",
                   limits: Limits | None = None, run_id: str = "train", domain: str | None = None,
-                  scorer: Scorer | None = None, sandboxes: Sandboxes | None = None) -> Trajectory:
+                  scorer: Scorer | None = None, sandboxes: Sandboxes | None = None,
+                  sandbox: SandboxConfig | None = None) -> Trajectory:
     """``domain``: where the task's domain lives (a YAML path) when not a built-in name;
-    ``scorer``: the judges (default: the verifiable check alone); ``sandboxes``: a warm pool."""
+    ``scorer``: the judges (default: the verifiable check alone); ``sandboxes``: a warm pool;
+    ``sandbox``: the tier and its settings (the Run format's section; default inline)."""
     eid = f"{task.id}-t{trial}"
-    spec = SandboxSpec(backend="inline", domain=domain or task.domain, seed=task.seed, run_id=run_id, episode_id=eid)
+    sb = sandbox or SandboxConfig()
+    spec = SandboxSpec(backend=sb.backend, domain=domain or task.domain, seed=task.seed, run_id=run_id,
+                       episode_id=eid, limits=sb.limits, transport=sb.transport, image=sb.image,
+                       allow_unisolated=sb.allow_unisolated, options=sb.options)
     scorer = scorer or VERIFIABLE
     traj = await play_episode(task, spec, agent, ScriptedUser(mode=user_mode), trial=trial, limits=limits,
                               sandboxes=sandboxes)
@@ -99,22 +105,33 @@ async def run_one(task: Task, agent: Any, *, trial: int = 0, user_mode: str = "p
 async def run_many(tasks: Sequence[Task], make_agent: Callable[[], Any], *, trials: int = 1,
                    user_mode: str = "per_turn", limits: Limits | None = None,
                    concurrency: int = 64, sources: dict[str, str] | None = None,
-                   scorer: Scorer | None = None, sandboxes: Sandboxes | None = None) -> list[Trajectory]:
+                   scorer: Scorer | None = None, sandboxes: Sandboxes | None = None,
+                   sandbox: SandboxConfig | None = None) -> list[Trajectory]:
     """Every task ``trials`` times, concurrently; results in order (task-major, so the trials
     of one task are adjacent: a GRPO group). ``scorer``: as ``toolzoo run``'s (rubrics and
-    their combination reach ``outcome.reward``)."""
+    their combination reach ``outcome.reward``). ``sandbox.pool > 0`` (and no ``sandboxes``
+    given): the episodes lease from a warm pool made for this call and drained at its end."""
     sem = asyncio.Semaphore(concurrency)
+    own = sandboxes is None and sandbox is not None and sandbox.pool > 0
+    if own:
+        sandboxes = Sandboxes(sandbox.pool, run_id="train", max_leases=concurrency)
+        sandboxes.expect([t.seed for t in tasks for _ in range(trials)])
 
     async def one(task: Task, trial: int) -> Trajectory:
         async with sem:
             return await run_one(task, make_agent(), trial=trial, user_mode=user_mode, limits=limits,
-                                 domain=(sources or {}).get(task.domain), scorer=scorer, sandboxes=sandboxes)
+                                 domain=(sources or {}).get(task.domain), scorer=scorer, sandboxes=sandboxes,
+                                 sandbox=sandbox)
 
-    return list(await asyncio.gather(*(one(t, k) for t in tasks for k in range(trials))))
+    try:
+        return list(await asyncio.gather(*(one(t, k) for t in tasks for k in range(trials))))
+    finally:
+        if own:
+            await sandboxes.aclose()
 
 
 def oracle_episodes(tasks: Sequence[Task], user_mode: str = "per_turn",
-                    sources: dict[str, str] | None = None) -> list[Trajectory]:
+                    sources: dict[str, str] | None = None, sandbox: SandboxConfig | None = None) -> list[Trajectory]:
     from toolzoo.agents.scripted import OracleAgent
 
-    return asyncio.run(run_many(tasks, OracleAgent, user_mode=user_mode, sources=sources))
+    return asyncio.run(run_many(tasks, OracleAgent, user_mode=user_mode, sources=sources, sandbox=sandbox))

@@ -50,12 +50,12 @@ def summarize(trajs: Sequence[Trajectory]) -> dict[str, Any]:
 
 def evaluate(agent, tasks: Sequence[Task], *, user_mode: str = "per_turn", limits: Limits | None = None,
              save_to: Path | None = None, sources: dict[str, str] | None = None,
-             privileged: PrivilegedKind | None = None) -> dict[str, Any]:
+             privileged: PrivilegedKind | None = None, sandbox: Any = None) -> dict[str, Any]:
     """Run ``tasks`` once each with ``agent`` (shared across episodes). With ``save_to``, also
     write a run folder (trajectories.jsonl + the ``toolzoo report`` files). With ``privileged``,
     the policy sees each task's PI of that kind (the π-Distill/OPSD teacher view)."""
     make = (lambda: PrivilegedAgent(agent, privileged)) if privileged else (lambda: agent)  # PI is per task
-    trajs = asyncio.run(run_many(tasks, make, user_mode=user_mode, limits=limits, sources=sources))
+    trajs = asyncio.run(run_many(tasks, make, user_mode=user_mode, limits=limits, sources=sources, sandbox=sandbox))
     out = summarize(trajs)
     if save_to is not None:
         save_to.mkdir(parents=True, exist_ok=True)

@@ -134,7 +134,7 @@ def grpo_phase(ctx: Context) -> Phase:
         tasks = [_train_task(ctx) for _ in range(cfg.batch)]
         trajs = asyncio.run(run_many(tasks, lambda: agent, trials=cfg.group_size, user_mode=cfg.user_mode,
                                      limits=ctx.limits, concurrency=cfg.batch * cfg.group_size,
-                                     sources=ctx.tasks.sources, scorer=ctx.scorer))
+                                     sources=ctx.tasks.sources, scorer=ctx.scorer, sandbox=cfg.sandbox))
         t_roll = time.perf_counter() - t0
         rollouts, successes, dropped = [], [], 0
         for g in range(cfg.batch):
@@ -211,7 +211,7 @@ def _distill_rollouts(ctx: Context, agent, privileged: bool):
     make = (lambda: PrivilegedAgent(agent, cfg.distill.privileged)) if privileged else (lambda: agent)
     return asyncio.run(run_many(tasks, make, trials=cfg.group_size, user_mode=cfg.user_mode, limits=ctx.limits,
                                 concurrency=cfg.batch * cfg.group_size, sources=ctx.tasks.sources,
-                                scorer=ctx.scorer))
+                                scorer=ctx.scorer, sandbox=cfg.sandbox))
 
 
 def pi_distill_phase(ctx: Context) -> Phase:
@@ -329,7 +329,7 @@ def sft_conversations(ctx: Context) -> list:
     if cfg.sft.source == "oracle":
         tasks = ctx.tasks.draw(cfg.domains, cfg.lengths, cfg.sft.episodes, cfg.seed)
     return load_conversations(cfg.sft.source, domains=cfg.domains, tasks=tasks,
-                              min_score=cfg.sft.min_score, user_mode=cfg.user_mode)
+                              min_score=cfg.sft.min_score, user_mode=cfg.user_mode, sandbox=cfg.sandbox)
 
 
 def _privileged_conversations(ctx: Context):
@@ -342,7 +342,7 @@ def _privileged_conversations(ctx: Context):
 
     tasks = ctx.tasks.draw(cfg.domains, cfg.lengths, cfg.sft.episodes, cfg.seed)
     out = []
-    for t in oracle_episodes(tasks, user_mode=cfg.user_mode, sources=ctx.tasks.sources):
+    for t in oracle_episodes(tasks, user_mode=cfg.user_mode, sources=ctx.tasks.sources, sandbox=cfg.sandbox):
         if t.outcome is None or not t.outcome.success:
             continue
         msgs, tools = strip_tokens(t.messages), domain_tools(ctx.tasks.source(t.task))
@@ -431,11 +431,11 @@ def evaluate_policy(ctx: Context, save_to: Path | None = None) -> dict[str, Any]
     agent = HFAgent(model=ctx.model, tokenizer=ctx.tokenizer, greedy=True, max_new_tokens=cfg.rollout.max_new_tokens)
     t0 = time.perf_counter()
     res = evaluate(agent, tasks, user_mode=cfg.user_mode, limits=ctx.limits, save_to=save_to,
-                   sources=ctx.tasks.sources)
+                   sources=ctx.tasks.sources, sandbox=cfg.sandbox)
     teacher = cfg.eval.teacher if cfg.eval.teacher is not None else get_algorithm(cfg.algorithm).privileged
     if teacher:  # the same tasks with the PI in context: what the student is distilled towards
         res["teacher"] = evaluate(agent, tasks, user_mode=cfg.user_mode, limits=ctx.limits,
-                                  sources=ctx.tasks.sources, privileged=cfg.distill.privileged)
+                                  sources=ctx.tasks.sources, privileged=cfg.distill.privileged, sandbox=cfg.sandbox)
     res["seconds"] = round(time.perf_counter() - t0, 3)
     return res
 

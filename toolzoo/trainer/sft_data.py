@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from toolzoo.core import Message, Task, ToolSpecView, Trajectory
 from toolzoo.tools.zoo import get_domain
@@ -64,12 +65,13 @@ def _tools_resolver(domains: Sequence[str]):
 
 
 def load_conversations(source: str, *, domains: Sequence[str], tasks: Sequence[Task] = (),
-                       min_score: float = 1.0, user_mode: str = "per_turn") -> list[Conversation]:
-    """Conversations for SFT; ``tasks`` are used by the ``oracle`` source."""
+                       min_score: float = 1.0, user_mode: str = "per_turn", sandbox: Any = None) -> list[Conversation]:
+    """Conversations for SFT; ``tasks`` are used by the ``oracle`` source (episodes played on
+    ``sandbox``, a Run-format sandbox section; default inline)."""
     tools_of = _tools_resolver(domains)
     if source == "oracle":
         trajs = oracle_episodes(tasks, user_mode=user_mode,
-                                sources={get_domain(d).name: d for d in domains})
+                                sources={get_domain(d).name: d for d in domains}, sandbox=sandbox)
         return from_trajectories(trajs, min_score, tools_of)
     path = Path(source)
     if path.is_dir():
