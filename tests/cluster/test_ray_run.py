@@ -42,9 +42,10 @@ def test_killed_worker_loses_nothing_and_counts_nothing_twice(ray_cluster, tmp_p
     killed: list[str] = []
 
     def kill_one(traj) -> None:
-        if not killed and len(kill_one.seen) >= 40:
-            slot = runner.pool.slots[0]
-            assert slot.inflight, "the victim must die with episodes in flight"
+        slot = runner.pool.slots[0]
+        # the victim must die with episodes in flight: the first moment after 40 results when it
+        # has some (on a loaded machine it can be idle just then)
+        if not killed and len(kill_one.seen) >= 40 and slot.inflight:
             ray.kill(slot.handle)
             killed.append(traj.episode_id)
         kill_one.seen.append(traj.episode_id)
