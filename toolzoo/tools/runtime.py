@@ -17,6 +17,7 @@ from toolzoo.tools.cel import CelError
 from toolzoo.tools.effects import RequirementFailed, ToolError, run_effects  # noqa: F401 (re-exported)
 from toolzoo.tools.loader import CompiledTool, Domain
 from toolzoo.tools.state import State, canonical_json
+from toolzoo.tools.validation import argument_problem
 
 # A simulated tool's executor: (tool spec, args, runtime) -> result (raise ToolError to fail).
 Simulator = Callable[[Any, dict[str, Any], "DomainRuntime"], Awaitable[Any]]
@@ -121,18 +122,7 @@ def _coerce_integers(tool: CompiledTool, args: Any) -> Any:
 
 
 def _argument_problem(tool: CompiledTool, args: Any) -> str | None:
-    if not isinstance(args, dict):
-        return f"{tool.spec.name}: arguments must be an object, got {type(args).__name__}"
-    if tool.validator is None:
-        return None
-    errors = sorted(tool.validator.iter_errors(args), key=lambda e: list(e.absolute_path))
-    if not errors:
-        return None
-    msgs = []
-    for err in errors[:3]:
-        where = ".".join(str(p) for p in err.absolute_path)
-        msgs.append(f"argument {where!r}: {err.message}" if where else err.message)
-    return f"{tool.spec.name}: invalid arguments: " + "; ".join(msgs)
+    return argument_problem(tool.spec.name, tool.validator, args)
 
 
 def _ok(name: str, result: Any) -> ToolResult:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from toolzoo.agents.formats.base import ParsedReply, ToolFormat, broken_call, call_from_object, register_format
-from toolzoo.agents.formats.hermes import salvage_name
-from toolzoo.agents.formats.llama3_json import split_json_objects
+from toolzoo.agents.formats.base import ParsedReply, ToolFormat, register_format
+from toolzoo.agents.formats.llama3_json import calls_reply, split_json_objects
 from toolzoo.core import Message, ToolCall, ToolSpecView
 
 CONVENTION = (
@@ -96,17 +95,7 @@ class GenericFormat(ToolFormat):
         if not body.startswith("{"):
             return ParsedReply(content=text.strip() or None)
         objs, err = split_json_objects(body)
-        calls, errors = [], []
-        for obj in objs:
-            call, e = call_from_object(obj, json.dumps(obj))
-            calls.append(call)
-            if e:
-                errors.append(e)
-        if err:
-            call, _ = broken_call(body, err, name=salvage_name(body) if not objs else "")
-            calls.append(call)
-            errors.append(err)
-        return ParsedReply(content=None, tool_calls=calls, parse_errors=errors)
+        return calls_reply(objs, err, body)
 
     def render_calls(self, calls: list[ToolCall]) -> str:
         return "\n".join(f'{{"name": {json.dumps(c.function.name)}, "arguments": {c.function.arguments}}}'

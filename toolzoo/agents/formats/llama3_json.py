@@ -40,18 +40,24 @@ class Llama3JsonFormat(ToolFormat):
         if not (tagged or (body.startswith("{") and '"name"' in body)):
             return ParsedReply(content=body or None)
         objs, err = split_json_objects(body)
-        calls, errors = [], []
-        for obj in objs:
-            call, e = call_from_object(obj, json.dumps(obj))
-            calls.append(call)
-            if e:
-                errors.append(e)
-        if err:  # the rest did not parse: one broken call carries it
-            call, _ = broken_call(body, err, name=salvage_name(body) if not objs else "")
-            calls.append(call)
-            errors.append(err)
-        return ParsedReply(content=None, tool_calls=calls, parse_errors=errors)
+        return calls_reply(objs, err, body)
 
     def render_calls(self, calls: list[ToolCall]) -> str:
         return "; ".join(f'{{"name": {json.dumps(c.function.name)}, "parameters": {c.function.arguments}}}'
                          for c in calls)
+
+
+def calls_reply(objs: list, err: str | None, body: str) -> ParsedReply:
+    """A reply made only of JSON call objects (``objs``), plus one broken call carrying the
+    text that did not parse (``err``: why) -- shared by the JSON-convention formats."""
+    calls, errors = [], []
+    for obj in objs:
+        call, e = call_from_object(obj, json.dumps(obj))
+        calls.append(call)
+        if e:
+            errors.append(e)
+    if err:  # the rest did not parse: one broken call carries it
+        call, _ = broken_call(body, err, name=salvage_name(body) if not objs else "")
+        calls.append(call)
+        errors.append(err)
+    return ParsedReply(content=None, tool_calls=calls, parse_errors=errors)
