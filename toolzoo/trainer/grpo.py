@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict
 from toolzoo.core import Message, ToolSpecView
 from toolzoo.trainer.batching import pad_right, token_logprobs
 from toolzoo.trainer.data import sequence_from_tokens, stitch_sampled, tokenize_conversation
-from toolzoo.trainer.losses import LossType, dynamic_sampling_mask, group_advantages, policy_loss
+from toolzoo.trainer.losses import (
+    LossType, dynamic_sampling_mask, group_advantages, micro_batch_share, policy_loss,
+)
 
 
 class Rollout(BaseModel):
@@ -141,10 +143,7 @@ def grpo_step(model, optimizer, rollouts: Sequence[Rollout], cfg: GRPOConfig, *,
             token_weight=weight,
         )
         # each micro-batch's aggregate, rescaled to its share of the whole batch's normaliser
-        if cfg.loss_type == "dapo":
-            share = float(mask.sum()) / max(total_tokens, 1.0)
-        else:  # grpo/gspo: mean over sequences; dr_grpo: sum / (B * max_len)
-            share = len(part) / n
+        share = micro_batch_share(cfg.loss_type, mask, n, total_tokens)
         (loss * share).backward()
         loss_sum += float(loss.detach()) * share
         with torch.no_grad():

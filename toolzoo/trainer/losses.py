@@ -68,6 +68,21 @@ def aggregate(
     raise ValueError(f"unknown loss_type {loss_type!r}; expected one of {LOSS_TYPES}")
 
 
+def micro_batch_share(loss_type: LossType, mask: torch.Tensor, batch_size: int, batch_tokens: float) -> float:
+    """The weight of one micro-batch's ``aggregate`` in the whole batch's, so that summing
+    ``share * aggregate(micro-batch)`` over the micro-batches (gradient accumulation) gives
+    ``aggregate(whole batch)``. ``mask``: the micro-batch's (b, T) mask; ``batch_size`` and
+    ``batch_tokens``: the whole batch's sequences and active tokens. dapo: the micro-batch's
+    share of the active tokens; grpo/gspo (a mean over sequences) and dr_grpo (sum / (B *
+    max_completion_length), the whole batch's max_completion_length passed to every micro-batch):
+    its share of the sequences."""
+    if loss_type == "dapo":
+        return float(mask.sum()) / max(float(batch_tokens), 1.0)
+    if loss_type not in LOSS_TYPES:
+        raise ValueError(f"unknown loss_type {loss_type!r}; expected one of {LOSS_TYPES}")
+    return mask.shape[0] / batch_size
+
+
 def policy_loss(
     logp: torch.Tensor,
     old_logp: torch.Tensor,

@@ -17,8 +17,8 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from toolzoo.trainer.losses import LossType, aggregate, group_advantages
-from toolzoo.trainer.pi_distill import completion_logprobs
+from toolzoo.trainer.losses import LossType, aggregate, group_advantages, micro_batch_share
+from toolzoo.trainer.pi_distill import completion_lengths, completion_logprobs
 
 
 class OPSDRollout(BaseModel):
@@ -45,6 +45,8 @@ class OPSDConfig(BaseModel):
     normalize_std: bool | None = None
     max_grad_norm: float | None = 1.0
     teacher: Literal["self_privileged", "frozen_initial"] = "self_privileged"
+    micro_batch: int | None = None  # rollouts (both views) per forward/backward (gradient accumulation); None: all
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"  # bf16 autocast of the forward (auto: CUDA with bf16)
 
 
 class OPSDStats(BaseModel):
@@ -95,35 +97,56 @@ def token_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: to
 def opsd_step(model, optimizer, rollouts: Sequence[OPSDRollout], cfg: OPSDConfig, *, pad_id: int = 0,
               teacher_model=None) -> OPSDStats:
     """One update. ``teacher_model``: the frozen initial policy (``frozen_initial``); None
-    scores with ``model`` itself (``self_privileged``), without gradient."""
+    scores with ``model`` itself (``self_privileged``), without gradient.
+
+    ``cfg.micro_batch`` rollouts at a time are scored by the teacher and go through the
+    student's forward and backward, the gradients accumulated: outcome advantages and the loss
+    normaliser are the whole batch's (``losses.micro_batch_share``), so the update equals the
+    one-batch update."""
     g = cfg.group_size
     if not rollouts or len(rollouts) % g:
         raise ValueError(f"{len(rollouts)} rollouts do not form groups of {g}")
-    teacher = model if teacher_model is None else teacher_model
-    was = teacher.training
-    teacher.eval()  # no dropout in the scores (tiny models have none; real ones may)
-    logp_t, _ = completion_logprobs(teacher, [r.teacher_ids for r in rollouts], [r.teacher_mask for r in rollouts],
-                                    pad_id, cfg.temperature, grad=False)
-    teacher.train(was)
-    model.train()
-    logp_s, mask = completion_logprobs(model, [r.student_ids for r in rollouts], [r.student_mask for r in rollouts],
-                                       pad_id, cfg.temperature)
-    if logp_t.shape != logp_s.shape:
+    lengths = completion_lengths([r.student_mask for r in rollouts])
+    if lengths != completion_lengths([r.teacher_mask for r in rollouts]):
         raise ValueError("teacher and student views must mask the same number of tokens")
+    teacher = model if teacher_model is None else teacher_model
     rewards = torch.tensor([r.reward for r in rollouts], dtype=torch.float)
     normalize = cfg.normalize_std if cfg.normalize_std is not None else cfg.loss_type != "dr_grpo"
-    outcome = group_advantages(rewards, g, normalize_std=normalize).to(logp_s.device)
-    adv = opsd_advantages(logp_s, logp_t, mask, kl_coef=cfg.kl_coef, outcome=outcome,
-                          outcome_weight=cfg.outcome_weight)
-    loss = token_policy_loss(logp_s, logp_s.detach(), adv, mask, loss_type=cfg.loss_type,
-                             eps_low=cfg.eps_low, eps_high=cfg.eps_high)
+    outcome = group_advantages(rewards, g, normalize_std=normalize)  # over the whole batch, never a micro-batch
+    n = len(rollouts)
+    width, tokens = max(lengths), float(sum(lengths))  # the whole batch's normalisers (dr_grpo, dapo)
+    micro = cfg.micro_batch or n
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    loss_sum = rkl_sum = token_sum = 0.0
+    advs = []
+    for lo in range(0, n, micro):
+        part = rollouts[lo:lo + micro]
+        was = teacher.training
+        teacher.eval()  # no dropout in the scores (tiny models have none; real ones may)
+        logp_t, _ = completion_logprobs(teacher, [r.teacher_ids for r in part], [r.teacher_mask for r in part],
+                                        pad_id, cfg.temperature, grad=False, precision=cfg.precision)
+        teacher.train(was)
+        model.train()
+        logp_s, mask = completion_logprobs(model, [r.student_ids for r in part], [r.student_mask for r in part],
+                                           pad_id, cfg.temperature, precision=cfg.precision)
+        logp_t = logp_t.to(logp_s.device)
+        adv = opsd_advantages(logp_s, logp_t, mask, kl_coef=cfg.kl_coef,
+                              outcome=outcome[lo:lo + micro].to(logp_s.device), outcome_weight=cfg.outcome_weight)
+        loss = token_policy_loss(logp_s, logp_s.detach(), adv, mask, loss_type=cfg.loss_type,
+                                 eps_low=cfg.eps_low, eps_high=cfg.eps_high, max_completion_length=width)
+        # the micro-batch's aggregate, rescaled to its share of the whole batch's normaliser
+        loss = loss * micro_batch_share(cfg.loss_type, mask, n, tokens)
+        loss.backward()
+        loss_sum += float(loss.detach())
+        with torch.no_grad():
+            rkl_sum += float(((logp_s.detach() - logp_t) * mask).sum())
+            token_sum += float(mask.sum())
+            advs.append(adv.detach()[mask.bool()])
     if cfg.max_grad_norm:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
     optimizer.step()
-    n = mask.sum().clamp(min=1.0)
-    return OPSDStats(loss=float(loss.detach()), reward_mean=float(rewards.mean()),
+    vals = torch.cat(advs)
+    return OPSDStats(loss=loss_sum, reward_mean=float(rewards.mean()),
                      success=sum(r.success for r in rollouts) / len(rollouts),
-                     reverse_kl=float(((logp_s.detach() - logp_t) * mask).sum() / n),
-                     tokens=int(mask.sum().item()), **advantage_stats(adv, mask))
+                     reverse_kl=rkl_sum / max(token_sum, 1.0),
+                     tokens=int(token_sum), **advantage_stats(vals, torch.ones_like(vals)))

@@ -33,7 +33,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from toolzoo.trainer.batching import pad_right, token_logprobs
-from toolzoo.trainer.losses import LossType, aggregate, group_advantages, policy_loss
+from toolzoo.trainer.losses import LossType, aggregate, group_advantages, micro_batch_share, policy_loss
 
 
 class DistillRollout(BaseModel):
@@ -65,6 +65,8 @@ class PiDistillConfig(BaseModel):
     # J_S) or the teacher's group advantage (zero when every teacher rollout succeeds)
     student_signal: Literal["reward", "advantage"] = "reward"
     max_grad_norm: float | None = 1.0
+    micro_batch: int | None = None  # rollouts (both views) per forward/backward (gradient accumulation); None: all
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"  # bf16 autocast of the forward (auto: CUDA with bf16)
 
 
 class PiDistillStats(BaseModel):
@@ -132,16 +134,24 @@ def pi_distill_loss(logp_t: torch.Tensor, old_logp_t: torch.Tensor, logp_s: torc
 # --------------------------------------------------------------------------- batches
 
 
+def completion_lengths(rows_mask: Sequence[list[int]]) -> list[int]:
+    """Each row's number of trained tokens: the width of its row in ``completion_logprobs``
+    (a mask over input ids; position 0 has no log-prob)."""
+    return [sum(m[1:]) for m in rows_mask]
+
+
 def completion_logprobs(model, rows_ids: Sequence[list[int]], rows_mask: Sequence[list[int]], pad_id: int,
-                        temperature: float = 1.0, grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                        temperature: float = 1.0, grad: bool = True, *,
+                        precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token log-probs of each row's masked tokens, packed left: (B, T_c) and its 0/1 mask,
-    so two views of the same completion line up column by column."""
+    so two views of the same completion line up column by column. Computed by
+    ``batching.token_logprobs`` (chunked over positions: no (B, L, V) logits tensor)."""
     device = next(model.parameters()).device
     ids = pad_right(list(rows_ids), pad_id, torch.long).to(device)
     attn = pad_right([[1] * len(r) for r in rows_ids], 0, torch.long).to(device)
     mask = pad_right(list(rows_mask), 0, torch.long).to(device)[:, 1:].bool()
     with torch.set_grad_enabled(grad):
-        logp = token_logprobs(model, ids, attn, temperature)
+        logp = token_logprobs(model, ids, attn, temperature, precision=precision)
     n = mask.sum(-1)
     width = int(n.max().item()) if len(n) else 0
     # stable sort puts each row's masked positions first, in order
@@ -154,42 +164,64 @@ def completion_logprobs(model, rows_ids: Sequence[list[int]], rows_mask: Sequenc
 def pi_distill_step(model, optimizer, rollouts: Sequence[DistillRollout], cfg: PiDistillConfig, *,
                     pad_id: int = 0) -> PiDistillStats:
     """One joint update on ``len(rollouts) / group_size`` groups of teacher rollouts (the G
-    rollouts of a task adjacent). On-policy: the old teacher policy is the current one."""
+    rollouts of a task adjacent). On-policy: the old teacher policy is the current one.
+
+    ``cfg.micro_batch`` rollouts (both views) at a time go through forward and backward, the
+    gradients accumulated: advantages and the loss normalisers are the whole batch's
+    (``losses.micro_batch_share`` per term), so the update equals the one-batch update."""
     g = cfg.group_size
     if not rollouts or len(rollouts) % g:
         raise ValueError(f"{len(rollouts)} rollouts do not form groups of {g}")
-    for r in rollouts:
-        if sum(r.teacher_mask) != sum(r.student_mask):
-            raise ValueError("teacher and student views must mask the same number of tokens")
+    lengths = completion_lengths([r.teacher_mask for r in rollouts])
+    if lengths != completion_lengths([r.student_mask for r in rollouts]):
+        raise ValueError("teacher and student views must mask the same number of tokens")
     rewards = torch.tensor([r.reward for r in rollouts], dtype=torch.float)
     normalize = cfg.normalize_std if cfg.normalize_std is not None else cfg.loss_type != "dr_grpo"
-    adv = group_advantages(rewards, g, normalize_std=normalize)
+    adv = group_advantages(rewards, g, normalize_std=normalize)  # over the whole batch, never a micro-batch
+    signal = rewards if cfg.student_signal == "reward" else adv
+    on = [1.0 if cfg.student_on == "all" else float(r.success) for r in rollouts]
+    n = len(rollouts)
+    # the whole batch's normalisers: dr_grpo's width, dapo's token counts (per term)
+    width = max(lengths)
+    tokens_t = float(sum(lengths))
+    tokens_s = float(sum(k * o for k, o in zip(lengths, on)))
+    micro = cfg.micro_batch or n
     model.train()
-    logp_t, mask = completion_logprobs(model, [r.teacher_ids for r in rollouts],
-                                       [r.teacher_mask for r in rollouts], pad_id, cfg.temperature)
-    logp_s, mask_s = completion_logprobs(model, [r.student_ids for r in rollouts],
-                                         [r.student_mask for r in rollouts], pad_id, cfg.temperature)
-    smask = mask
-    if cfg.student_on == "success":
-        smask = mask * torch.tensor([float(r.success) for r in rollouts], device=mask.device).unsqueeze(-1)
-    loss, lt, ls = pi_distill_loss(
-        logp_t, logp_t.detach(), logp_s, adv.to(logp_t.device), mask, alpha=cfg.alpha, beta=cfg.beta,
-        is_clip=cfg.is_clip, student_mask=smask,
-        student_advantages=(rewards if cfg.student_signal == "reward" else adv).to(logp_t.device), loss_type=cfg.loss_type, eps_low=cfg.eps_low,
-        eps_high=cfg.eps_high,
-    )
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    loss_sum = lt_sum = ls_sum = kl_sum = w_sum = token_sum = 0.0
+    for lo in range(0, n, micro):
+        part = rollouts[lo:lo + micro]
+        logp_t, mask = completion_logprobs(model, [r.teacher_ids for r in part], [r.teacher_mask for r in part],
+                                           pad_id, cfg.temperature, precision=cfg.precision)
+        logp_s, _ = completion_logprobs(model, [r.student_ids for r in part], [r.student_mask for r in part],
+                                        pad_id, cfg.temperature, precision=cfg.precision)
+        device = logp_t.device
+        smask = mask * torch.tensor(on[lo:lo + micro], device=device).unsqueeze(-1)
+        _, lt, ls = pi_distill_loss(
+            logp_t, logp_t.detach(), logp_s, adv[lo:lo + micro].to(device), mask, alpha=cfg.alpha,
+            beta=cfg.beta, is_clip=cfg.is_clip, student_mask=smask,
+            student_advantages=signal[lo:lo + micro].to(device), loss_type=cfg.loss_type, eps_low=cfg.eps_low,
+            eps_high=cfg.eps_high, max_completion_length=width,
+        )
+        # each term's aggregate, rescaled to its share of the whole batch's normaliser
+        lt = lt * micro_batch_share(cfg.loss_type, mask, n, tokens_t)
+        ls = ls * micro_batch_share(cfg.loss_type, smask, n, tokens_s)
+        loss = cfg.alpha * lt + (1.0 - cfg.alpha) * ls
+        loss.backward()
+        loss_sum += float(loss.detach())
+        lt_sum += float(lt.detach())
+        ls_sum += float(ls.detach())
+        with torch.no_grad():
+            d = (logp_t - logp_s).detach()
+            kl_sum += float((d * mask).sum())
+            w_sum += float((torch.exp(-d).clamp(max=cfg.is_clip) * mask).sum())
+            token_sum += float(mask.sum())
     if cfg.max_grad_norm:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
     optimizer.step()
-    with torch.no_grad():
-        n = mask.sum().clamp(min=1.0)
-        d = (logp_t - logp_s).detach()
-        w = torch.exp(-d).clamp(max=cfg.is_clip)
+    t = max(token_sum, 1.0)
     return PiDistillStats(
-        loss=float(loss.detach()), teacher_loss=float(lt.detach()), student_loss=float(ls.detach()),
+        loss=loss_sum, teacher_loss=lt_sum, student_loss=ls_sum,
         reward_mean=float(rewards.mean()), teacher_success=sum(r.success for r in rollouts) / len(rollouts),
-        kl_teacher_student=float((d * mask).sum() / n), is_weight=float((w * mask).sum() / n),
-        tokens=int(mask.sum().item()),
+        kl_teacher_student=kl_sum / t, is_weight=w_sum / t, tokens=int(token_sum),
     )
