@@ -184,6 +184,52 @@ class Task(_Model):
         return n
 
 
+class AskedTracker:
+    """``task.asked_in(messages)`` for a message list that only grows, reading each message
+    once: the search resumes where it stopped (a subtask found in a prefix of the user text is
+    found at the same place in any longer text, so the count is exactly ``asked_in``'s). A list
+    that is not the one seen before, or whose last seen message was replaced, is read afresh."""
+
+    __slots__ = ("task", "_messages", "_seen", "_last", "_text", "_n", "_pos", "_users")
+
+    def __init__(self, task: Task):
+        self.task = task
+        self._reset(None)
+
+    def _reset(self, messages: list[Message] | None) -> None:
+        self._messages, self._seen, self._last = messages, 0, None
+        self._text, self._n, self._pos, self._users = "", 0, 0, 0
+
+    def count(self, messages: list[Message]) -> int:
+        seen = self._seen
+        if messages is not self._messages or len(messages) < seen or (seen and messages[seen - 1] is not self._last):
+            self._reset(messages)
+            seen = 0
+        end = len(messages)
+        if end == seen:
+            return self._n
+        for m in messages[seen:] if seen else messages:
+            if m.role == "user":
+                self.feed(m.content)
+        self._seen, self._last = end, messages[end - 1]
+        return self._n
+
+    def feed(self, content: str | None) -> int:
+        """Read one more user message; the count so far."""
+        content = content or ""
+        self._text = self._text + "\n" + content if self._users else content
+        self._users += 1
+        subtasks, text, n, pos = self.task.subtasks, self._text, self._n, self._pos
+        while n < len(subtasks):
+            ask = subtasks[n].ask
+            found = text.find(ask, pos)
+            if found < 0:
+                break
+            n, pos = n + 1, found + len(ask)
+        self._n, self._pos = n, pos
+        return n
+
+
 class ItemScore(_Model):
     id: str
     passed: bool | None = None  # None: could not be decided

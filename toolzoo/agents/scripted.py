@@ -18,7 +18,7 @@ import random
 import re
 from typing import Any
 
-from toolzoo.core import Message, Step, Task, ToolCall, ToolSpecView
+from toolzoo.core import AskedTracker, Message, Step, Task, ToolCall, ToolSpecView
 
 
 class OracleAgent:
@@ -30,6 +30,7 @@ class OracleAgent:
             raise ValueError(f"unknown phrasing {phrasing!r} (choose from {', '.join(PHRASINGS)})")
         self.phrasing = phrasing
         self.task: Task | None = None
+        self._asked: AskedTracker | None = None
         self._queue: list[Step] = []
         self._planned = 0  # subtasks whose steps were queued
         self._pending_text: list[str] = []
@@ -37,6 +38,7 @@ class OracleAgent:
 
     async def start(self, task: Task) -> None:
         self.task = task
+        self._asked = AskedTracker(task)  # task.asked_in(messages), reading each message once
         self._queue, self._planned, self._pending_text, self._calls = [], 0, [], 0
 
     def plan(self, index: int) -> tuple[list[Step], str]:
@@ -47,7 +49,7 @@ class OracleAgent:
     async def act(self, messages: list[Message], tools: list[ToolSpecView]) -> Message:
         if self.task is None:
             raise RuntimeError("start(task) was not called")
-        asked = self.task.asked_in(messages)
+        asked = self._asked.count(messages)
         while self._planned < asked:
             steps, words = self.plan(self._planned)
             self._queue.extend(steps)

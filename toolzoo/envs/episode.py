@@ -27,6 +27,7 @@ from toolzoo.agents.base import Agent, AgentError
 from toolzoo.agents.toolcall_check import validate_tool_call
 from toolzoo.clock import EpisodeClock, use_clock
 from toolzoo.core import (
+    AskedTracker,
     CallRecord,
     Checkpoint,
     InfraError,
@@ -78,6 +79,7 @@ class EpisodeSteps:
         self.session = session
         self.traj = traj
         self.limits = limits or Limits()
+        self.asked = AskedTracker(task)  # subtasks the user messages stated so far
         self.tools: list[ToolSpecView] = []
         self.names: set[str] = set()
         self.turns = 0  # assistant messages
@@ -108,7 +110,7 @@ class EpisodeSteps:
         task's records is taken first, except before the opening message."""
         if self.turns:
             try:
-                await checkpoint(self.task, self.session, self.traj)
+                await checkpoint(self.task, self.session, self.traj, self.asked.count(self.messages))
             except _INFRA as exc:
                 raise EpisodeEnded(Outcome.infra(str(exc))) from None
         try:
@@ -254,13 +256,19 @@ async def run_episode(task: Task, agent: Agent, user: UserSimulator, session: To
     return traj
 
 
-async def checkpoint(task: Task, session: ToolSession, traj: Trajectory) -> None:
+async def checkpoint(task: Task, session: ToolSession, traj: Trajectory, asked: int | None = None) -> None:
     """Keep the task-touched records as the agent left them for the user: per-subtask judging."""
     records: dict[str, dict[str, Any]] = {}
     if task.touched:
-        state = await session.snapshot()
-        records = {c: {k: state.get(c, {}).get(k) for k in keys} for c, keys in task.touched.items()}
-    traj.checkpoints.append(Checkpoint(asked=task.asked_in(traj.messages), message_index=len(traj.messages),
+        read = getattr(session, "records", None)  # the touched records alone, where the session can
+        if read is not None:
+            records = await read(task.touched)
+        else:
+            state = await session.snapshot()
+            records = {c: {k: state.get(c, {}).get(k) for k in keys} for c, keys in task.touched.items()}
+    if asked is None:
+        asked = task.asked_in(traj.messages)
+    traj.checkpoints.append(Checkpoint(asked=asked, message_index=len(traj.messages),
                                        records=records))
 
 

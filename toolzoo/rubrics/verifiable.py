@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from toolzoo.core import Checkpoint, FailureKind, ItemScore, Message, Outcome, Score, Task
+from toolzoo.core import AskedTracker, Checkpoint, FailureKind, ItemScore, Message, Outcome, Score, Task
 from toolzoo.rubrics.answers import Question, Vocabulary, judge_window, vocabulary
 from toolzoo.tools.state import state_hash
 
@@ -47,10 +47,11 @@ def _first_stated(task: Task, messages: list[Message]) -> list[int]:
     the asks were paraphrased), from one pass over growing prefixes of the user messages."""
     out = [0] * len(task.subtasks)
     done = 0
+    tracker = AskedTracker(task)  # task.asked_in(messages[: j + 1]), one message at a time
     for j, m in enumerate(messages):
         if m.role != "user" or done == len(out):
             continue
-        asked = task.asked_in(messages[: j + 1])
+        asked = tracker.feed(m.content)
         for i in range(done, min(asked, len(out))):
             out[i] = j
         done = max(done, asked)

@@ -59,6 +59,13 @@ class CompositeSession:
     async def snapshot(self) -> dict[str, Any]:
         return await self.primary.snapshot()
 
+    async def records(self, touched: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+        read = getattr(self.primary, "records", None)
+        if read is not None:
+            return await read(touched)
+        state = await self.primary.snapshot()
+        return {c: {k: state.get(c, {}).get(k) for k in keys} for c, keys in touched.items()}
+
     async def restore(self, state: dict[str, Any]) -> str:
         return await self.primary.restore(state)
 

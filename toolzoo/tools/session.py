@@ -67,6 +67,10 @@ class DirectSession:
     async def snapshot(self) -> dict[str, Any]:
         return self.runtime.state.to_json()
 
+    async def records(self, touched: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+        """Those records of :meth:`snapshot` alone (None: missing), without converting the rest."""
+        return self.runtime.state.records_json(touched)
+
     async def restore(self, state: dict[str, Any]) -> str:
         self.runtime.state.restore(state)
         return self.runtime.state.hash()

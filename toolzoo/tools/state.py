@@ -33,6 +33,11 @@ def canonical_json(value: Any) -> str:
         return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def _json_copy(value: Any) -> Any:
+    """``value`` as ``to_json`` hands it back (a fresh JSON round trip; None stays None)."""
+    return None if value is None else orjson.loads(canonical_json(value))
+
+
 def state_hash(data: Snapshot) -> str:
     return hashlib.sha256(canonical_json(data).encode()).hexdigest()[:32]
 
@@ -102,6 +107,16 @@ class State:
 
     def to_json(self) -> Snapshot:
         return orjson.loads(canonical_json(self._data))
+
+    def records_json(self, touched: dict[str, list[str]]) -> Snapshot:
+        """``{c: {k: to_json()[c][k]}}`` for the given keys (None: no such record), converting
+        only those records: a checkpoint reads a task's few records, not the whole state."""
+        data = self._data
+        out: Snapshot = {}
+        for coll, keys in touched.items():
+            records = data.get(coll) or {}
+            out[coll] = {k: _json_copy(records.get(k)) for k in keys}
+        return out
 
     # -- writes (copy-on-write records) ----------------------------------------------------
     def set_field(self, collection: str, key: str, field: str, value: Any) -> None:
