@@ -51,6 +51,11 @@ class FunctionCall(_Model):
     arguments: str = "{}"  # raw JSON text, as the model produced it (may be malformed)
 
 
+# json.dumps(value, sort_keys=True) with the encoder built once (dumps builds one per call
+# whenever an option is given)
+_ARGS_JSON = json.JSONEncoder(sort_keys=True).encode
+
+
 class ToolCall(_Model):
     id: str
     type: Literal["function"] = "function"
@@ -60,7 +65,7 @@ class ToolCall(_Model):
     def make(cls, name: str, args: dict[str, Any] | None = None, id: str | None = None) -> ToolCall:
         return cls(
             id=id or f"call_{uuid.uuid4().hex[:12]}",
-            function=FunctionCall(name=name, arguments=json.dumps(args or {}, sort_keys=True)),
+            function=FunctionCall(name=name, arguments=_ARGS_JSON(args or {})),
         )
 
     @property

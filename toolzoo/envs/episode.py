@@ -19,6 +19,7 @@ which is then judged as it stands.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -200,31 +201,57 @@ async def within_limits(coro: Any, clock: EpisodeClock, limits: Limits, traj: Tr
     """Run ``coro`` while the *agent's* time stays under ``limits.wall_time_s`` (harness waits
     extend the deadline) and harness waits under ``limits.harness_time_s``. Expiry of the agent
     time is a limit (judged as it stands: None); expiry inside a harness wait, or of the harness
-    budget, is ``infra``."""
-    task = asyncio.ensure_future(coro)
-    try:
-        while True:
-            left = min(limits.wall_time_s - clock.agent_s(), limits.harness_time_s - clock.harness_s())
-            # While the harness waits the agent's clock stands still: re-check now and then.
-            floor = 0.05 if clock.in_harness else 0.001
-            done, _ = await asyncio.wait({task}, timeout=max(left, floor))
-            if done:
-                task.result()  # EpisodeEnded and bugs propagate
-                return None
-            if clock.harness_s() >= limits.harness_time_s:
-                reason = f"harness waits exceeded {limits.harness_time_s}s ({_causes(clock)})"
-                break
-            if clock.agent_s() >= limits.wall_time_s:
-                if clock.in_harness:  # the agent's time ran out while the harness was waiting
-                    reason = f"time limit reached while the harness waited ({clock.in_harness})"
-                    break
+    budget, is ``infra``.
+
+    ``coro`` runs in the calling task (no task, wait or timeout future per episode: an episode
+    that never suspends costs one timer and one yield); a timer re-checks the clocks when the
+    time left is up and cancels the task when a limit is reached."""
+    loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
+    ended: list[str | None] = []  # set by the timer: the infra reason, or None for a limit
+
+    def wait_s() -> float:
+        left = min(limits.wall_time_s - clock.agent_s(), limits.harness_time_s - clock.harness_s())
+        # While the harness waits the agent's clock stands still: re-check now and then.
+        return max(left, 0.05 if clock.in_harness else 0.001)
+
+    def check() -> None:
+        nonlocal timer
+        if clock.harness_s() >= limits.harness_time_s:
+            ended.append(f"harness waits exceeded {limits.harness_time_s}s ({_causes(clock)})")
+        elif clock.agent_s() >= limits.wall_time_s:
+            if clock.in_harness:  # the agent's time ran out while the harness was waiting
+                ended.append(f"time limit reached while the harness waited ({clock.in_harness})")
+            else:
                 traj.meta["limit"] = f"wall time {limits.wall_time_s}s"
-                return None
+                ended.append(None)
+        else:
+            timer = loop.call_later(wait_s(), check)
+            return
+        me.cancel()
+
+    timer = loop.call_later(wait_s(), check)
+    try:
+        # One yield to the loop per episode (what starting a task gave): an episode that never
+        # suspends (inline tools, a scripted agent) must not hold the loop from start to end,
+        # keeping other episodes, cancellations and timers waiting.
+        await asyncio.sleep(0)
+        await coro  # EpisodeEnded and bugs propagate
+    except BaseException as exc:
+        if not ended:
+            raise
+        # A limit ended it: whatever the cancelled episode raised gives way to the verdict,
+        # unless the task was also cancelled from outside.
+        if me.uncancel() > 0 and isinstance(exc, asyncio.CancelledError):
+            raise
+    else:
+        if not ended:
+            return None
+        me.uncancel()  # the episode finished despite the limit's cancellation
     finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-    return Outcome.infra(reason)
+        timer.cancel()
+        coro.close()  # a no-op once it ran; closes it when cancelled before it started
+    return None if ended[0] is None else Outcome.infra(ended[0])
 
 
 def _causes(clock: EpisodeClock) -> str:
@@ -276,6 +303,15 @@ _checkpoint = checkpoint  # the old private name (kept for imports elsewhere)
 
 
 async def _run_call(call: ToolCall, names: set[str], session: ToolSession) -> tuple[Any, ToolResult]:
+    fn = call.function
+    raw = fn.arguments
+    if raw and fn.name in names:  # the common case: a known tool and a JSON object, parsed once
+        try:
+            args = json.loads(raw)
+        except (ValueError, RecursionError):
+            args = None
+        if isinstance(args, dict):
+            return args, await session.call_tool(fn.name, args, call.id)
     error = validate_tool_call(call, names)
     if error is not None:
         return None, ToolResult(call_id=call.id, name=call.name, content=error, is_error=True)

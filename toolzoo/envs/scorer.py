@@ -56,7 +56,9 @@ class Scorer:
         """The verifiable verdict on ``traj.final_state`` (left as is when there is none)."""
         if traj.final_state is None:
             return traj
-        score, outcome = judge_verifiable(traj.task, traj.messages, traj.final_state, traj.checkpoints)
+        # final_hash is set with final_state (EpisodeSteps.final_state): no second hashing
+        score, outcome = judge_verifiable(traj.task, traj.messages, traj.final_state, traj.checkpoints,
+                                          final_hash=traj.final_hash or None)
         traj.scores["verifiable"] = score
         traj.outcome = outcome
         return traj

@@ -87,9 +87,13 @@ def tagged_answers(text: str) -> list[str]:
 
 # -- exact judging of one tag ---------------------------------------------------------------------
 
+_FINAL_STOPS = re.compile(r"[.!]+$")
+_GROUPED = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+
+
 def normalise(text: Any) -> str:
     s = str(text).strip().strip("`'\"").strip()
-    s = re.sub(r"[.!]+$", "", s).strip().strip("`'\"")
+    s = _FINAL_STOPS.sub("", s).strip().strip("`'\"")
     return " ".join(s.split()).casefold()
 
 
@@ -99,7 +103,7 @@ def _as_number(raw: Any) -> float | None:
     if isinstance(raw, (int, float)):
         return float(raw)
     t = normalise(raw).lstrip("$€£")
-    if re.fullmatch(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?", t):
+    if _GROUPED.fullmatch(t):
         t = t.replace(",", "")
     return float(t) if _NUMBER_TAG.fullmatch(t) else None
 
@@ -261,15 +265,20 @@ def _walk(value: Any, path: str, groups: dict[str, set[str]], record_key: Any = 
 
 
 def vocabulary(states: Iterable[dict[str, dict[str, Any]] | None], domain: str = "",
-               results: Iterable[tuple[str, Any]] = ()) -> Vocabulary:
+               results: Iterable[tuple[str, Any]] | Callable[[], Iterable[tuple[str, Any]]] = ()) -> Vocabulary:
     """The rival groups of an episode's states: each collection's keys, the strings each field
     path holds (nested records and lists included), id-keyed maps' keys, records' field names,
     the domain's string enums and constants, and the values of the tool results the agent saw
-    (``results``: (tool name, structured result))."""
-    states, results = list(states), list(results)
+    (``results``: (tool name, structured result), or a function giving them, called only when
+    the groups are first needed)."""
+    states = list(states)
+    results = results if callable(results) else list(results)
 
     def build() -> list[set[str]]:
         groups: dict[str, set[str]] = {}
+        nonlocal results
+        if callable(results):
+            results = list(results())
         for state in states:
             for coll, records in (state or {}).items():
                 if not isinstance(records, dict):

@@ -96,13 +96,15 @@ def _expected_at(task: Task, coll: str, key: str, upto: int) -> Any:
 
 
 def judge_verifiable(task: Task, messages: list[Message], final_state: dict[str, dict[str, Any]],
-                     checkpoints: list[Checkpoint] | None = None) -> tuple[Score, Outcome]:
+                     checkpoints: list[Checkpoint] | None = None, final_hash: str | None = None) -> tuple[Score, Outcome]:
+    """``final_hash``: ``state_hash(final_state)`` when the caller has it already."""
     checkpoints = checkpoints or []
     items: list[ItemScore] = []
     first_failed: int | None = None
     stated = _first_stated(task, messages)
     spans = [_window(task, messages, checkpoints, i, stated) for i in range(len(task.subtasks))]
-    vocab = vocabulary([final_state, task.expected_final], task.domain, tool_results(messages))
+    # the tool results are parsed only if a free-text answer needs the rival groups
+    vocab = vocabulary([final_state, task.expected_final], task.domain, lambda: tool_results(messages))
     answers = _answers(task, messages, [(a, b) for a, b, *_ in spans], vocab)
     for i, sub in enumerate(task.subtasks):
         _, _, records, upto, cp_found = spans[i]
@@ -122,7 +124,7 @@ def judge_verifiable(task: Task, messages: list[Message], final_state: dict[str,
         items.append(ItemScore(id=f"subtask_{i}:{sub.template}", passed=passed, value=float(passed), reason=reason))
         if not passed and first_failed is None:
             first_failed = i
-    exact = state_hash(final_state) == task.expected_final_hash
+    exact = (final_hash or state_hash(final_state)) == task.expected_final_hash
     items.append(ItemScore(id="final_state_exact", passed=exact, value=float(exact),
                            reason="ok" if exact else "final state differs from the reference final state"))
     completed = first_failed if first_failed is not None else len(task.subtasks)

@@ -62,7 +62,9 @@ class DirectSession:
             result = await asyncio.to_thread(self.runtime.call_sync, name, args)
         else:
             result = await self.runtime.call(name, args)
-        return result.model_copy(update={"call_id": call_id})
+        if call_id:  # the runtime builds a fresh result per call: no copy needed to set the id
+            result.call_id = call_id
+        return result
 
     async def snapshot(self) -> dict[str, Any]:
         return self.runtime.state.to_json()
