@@ -22,6 +22,8 @@ from toolzoo.core import Timing
 
 
 class EpisodeClock:
+    __slots__ = ("started", "by_cause", "lease_s", "_closed_harness", "_open", "_open_since", "_causes")
+
     def __init__(self) -> None:
         self.started = time.perf_counter()
         self.by_cause: dict[str, float] = {}

@@ -25,6 +25,8 @@ class OracleAgent:
     """``phrasing`` picks how answers are worded (see :data:`PHRASINGS`): the committed
     ``<answer>`` tag by default, or one of three natural free-text phrasings."""
 
+    __slots__ = ("phrasing", "task", "_asked", "_queue", "_planned", "_pending_text", "_calls", "__dict__")
+
     def __init__(self, phrasing: str = "tagged") -> None:
         if phrasing not in PHRASINGS:
             raise ValueError(f"unknown phrasing {phrasing!r} (choose from {', '.join(PHRASINGS)})")

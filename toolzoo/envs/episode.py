@@ -19,6 +19,7 @@ which is then judged as it stands.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from typing import Any
 
@@ -37,6 +38,7 @@ from toolzoo.core import (
     Task,
     ToolCall,
     ToolResult,
+    Timing,
     ToolSpecView,
     Trajectory,
     Usage,
@@ -69,9 +71,21 @@ class EpisodeEnded(Exception):
 _INFRA = (SessionClosed, InfraError)
 
 
+DEFAULT_LIMITS = Limits()  # shared by episodes given none (read, never changed)
+_UNTIMED, _NO_USAGE = Timing(), Usage()  # an open episode's placeholders (see run_episode)
+
+
+@functools.lru_cache(maxsize=256)
+def _tool_names(names: tuple[str, ...]) -> frozenset[str]:
+    """The offered tool names as one shared set per toolset (not one per open episode)."""
+    return frozenset(names)
+
+
 class EpisodeSteps:
     """One episode's steps over an open session. Steps raise :class:`EpisodeEnded` for
     infra/user_sim endings; limits set ``traj.meta["limit"]`` and ``done``."""
+
+    __slots__ = ("task", "user", "session", "traj", "limits", "asked", "tools", "names", "turns", "calls", "done")
 
     def __init__(self, task: Task, user: UserSimulator, session: ToolSession, traj: Trajectory,
                  limits: Limits | None = None):
@@ -79,10 +93,10 @@ class EpisodeSteps:
         self.user = user
         self.session = session
         self.traj = traj
-        self.limits = limits or Limits()
+        self.limits = limits or DEFAULT_LIMITS
         self.asked = AskedTracker(task)  # subtasks the user messages stated so far
         self.tools: list[ToolSpecView] = []
-        self.names: set[str] = set()
+        self.names: frozenset[str] = frozenset()
         self.turns = 0  # assistant messages
         self.calls = 0
         self.done = False  # the user stopped or a limit was reached: judge now
@@ -100,7 +114,7 @@ class EpisodeSteps:
             self.tools = await self.session.list_tools()
         except _INFRA as exc:
             raise EpisodeEnded(Outcome.infra(str(exc))) from None
-        self.names = {t.name for t in self.tools}
+        self.names = _tool_names(tuple(t.name for t in self.tools))
         self.traj.meta["tools"] = sorted(self.names)  # what the agent was offered (tool subsets vary it)
         task = self.task
         self.messages.append(Message(role="system", content=task.system_prompt or DEFAULT_SYSTEM.format(domain=task.domain)))
@@ -265,9 +279,11 @@ async def run_episode(task: Task, agent: Agent, user: UserSimulator, session: To
     alone; rubric judges run in :meth:`Scorer.judge`, after infra retries)."""
     from toolzoo.envs.scorer import VERIFIABLE
 
-    limits = limits or Limits()
+    limits = limits or DEFAULT_LIMITS
     clock = clock or EpisodeClock()
-    traj = Trajectory(episode_id=episode_id, task=task, trial=trial)
+    # Timing and usage start as shared zero placeholders (read-only), replaced below: an open
+    # episode holds no Timing/Usage of its own.
+    traj = Trajectory(episode_id=episode_id, task=task, trial=trial, timing=_UNTIMED, usage=_NO_USAGE)
     steps = EpisodeSteps(task, user, session, traj, limits)
     with use_clock(clock):
         try:
@@ -278,6 +294,8 @@ async def run_episode(task: Task, agent: Agent, user: UserSimulator, session: To
             traj.outcome = ended.outcome
     traj.seconds = clock.wall_s()
     traj.timing = clock.timing()
+    if traj.usage is _NO_USAGE:  # no message reported usage: the trajectory gets its own zeros
+        traj.usage = Usage()
     if traj.outcome is None:
         (scorer or VERIFIABLE).verify(traj)
     return traj

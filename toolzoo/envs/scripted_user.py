@@ -16,6 +16,8 @@ from toolzoo.envs.user import UserReply
 
 
 class ScriptedUser:
+    __slots__ = ("mode", "max_clarifications", "task", "_asked", "_clarified")
+
     def __init__(self, mode: Literal["per_turn", "all_at_once"] = "per_turn", max_clarifications: int = 2):
         self.mode = mode
         self.max_clarifications = max_clarifications
