@@ -382,3 +382,30 @@ class HFAgent:
         prompt = self._prompt(messages, tools)
         (s,) = self._sample([prompt], *self._params(max_new_tokens, temperature, greedy, generator))
         return self._message(messages, prompt, s)
+
+
+def episode_seed(seed: int, version: int, episode_id: str) -> int:
+    """The sampling seed of one episode under one policy version: the same on every process
+    (local training and each Ray worker derive it alike), different for every episode."""
+    import hashlib
+
+    digest = hashlib.blake2b(f"{seed}:{version}:{episode_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+class SeededEpisode:
+    """One episode of a shared :class:`HFAgent` sampling from its own generator (``rollout:
+    {seed_per_episode: true}``): what it samples depends only on the seed, the policy and its
+    own conversation, never on which episodes shared a decode batch or a process. The price:
+    its turns decode alone (``agenerate`` batches only requests without a generator)."""
+
+    def __init__(self, agent: HFAgent, seed: int):
+        import torch
+
+        self.agent, self.generator = agent, torch.Generator().manual_seed(seed)
+
+    async def start(self, task: Task) -> None:
+        await self.agent.start(task)
+
+    async def act(self, messages: list[Message], tools: list[ToolSpecView]) -> Message:
+        return await self.agent.agenerate(messages, tools, generator=self.generator)

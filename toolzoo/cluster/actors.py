@@ -45,7 +45,7 @@ class RolloutWorkerImpl:
     """Runs episodes concurrently; tags each with the policy version it started under."""
 
     def __init__(self, config_json: str, run_id: str, name: str, load_weights: WeightLoader | None = None,
-                 base_dir: str | None = None):
+                 base_dir: str | None = None, judge: bool = False):
         self.config = RunConfig.model_validate_json(config_json)
         self.name = name
         self.runner = _WorkerRunner(self.config, run_id, base_dir)
@@ -53,13 +53,19 @@ class RolloutWorkerImpl:
         self.users = UserFactory(self.config.user)
         self.load_weights = load_weights
         self.version = 0
+        # judge: score here with the run's scorer (the trainer's workers: the reward must be the
+        # combined one, rubrics included); else the driver's judge pool does (``toolzoo run --ray``)
+        self.scorer = self.runner.build_scorer() if judge else None
 
     async def run_job(self, job: Job) -> str:
         version = self.version  # an agent is made at episode start: later weights apply to later episodes
-        try:
-            traj = await self.runner.run_job(job, self.agents, self.users)
-        except Exception as exc:  # noqa: BLE001 - as the Runner: a bug in one episode is data
-            traj = self.runner.harness_failure(job, exc)
+        if self.scorer is not None:
+            traj = await self.runner.play(job, self.agents, self.users, self.scorer)  # played and judged
+        else:
+            try:
+                traj = await self.runner.run_job(job, self.agents, self.users)
+            except Exception as exc:  # noqa: BLE001 - as the Runner: a bug in one episode is data
+                traj = self.runner.harness_failure(job, exc)
         traj.meta["policy_version"] = version
         traj.meta["worker"] = self.name
         return traj.model_dump_json()
@@ -75,6 +81,8 @@ class RolloutWorkerImpl:
 
     async def aclose(self) -> None:
         await self.runner.sandboxes.aclose()  # drain this worker's warm sandboxes
+        if self.scorer is not None:
+            await self.scorer.aclose()
         await self.agents.aclose()
         await self.users.aclose()
 
@@ -253,13 +261,14 @@ def wait_any(refs: list[Any], timeout: float | None = None) -> list[Any]:
 
 def rollout_pool(config: RunConfig, run_id: str, *, size: int, worker_cpus: float = 1.0,
                  load_weights: WeightLoader | None = None, name: str = "rollout",
-                 base_dir: str | None = None) -> ResilientPool:
+                 base_dir: str | None = None, judge: bool = False) -> ResilientPool:
+    """``judge``: workers score their episodes with the config's judges (else a judge pool does)."""
     config_json = config.model_dump_json()
 
     def make(index: int, generation: int) -> Any:
         return RolloutWorker.options(max_concurrency=config.concurrency, num_cpus=worker_cpus, max_restarts=0,
                                      max_task_retries=0).remote(config_json, run_id, f"{name}-{index}.{generation}",
-                                                                load_weights, base_dir)
+                                                                load_weights, base_dir, judge)
 
     return ResilientPool(make, "run_job", size=size, window=config.concurrency)
 

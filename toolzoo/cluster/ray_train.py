@@ -1,6 +1,8 @@
-"""``toolzoo train CONFIG.yaml --ray [ADDRESS]``: GRPO whose episodes run on Ray actors.
+"""``toolzoo train CONFIG.yaml --ray [ADDRESS]``: training whose episodes run on Ray actors.
 
-Who does what:
+Every algorithm (and LoRA) runs its phases in the driver with its episodes on Ray rollout
+workers, in lock-step (``cluster.ray_rollouts.RayRollouts``). GRPO on full weights with
+``max_off_policy_steps`` >= 1 has the asynchronous layout below:
 
 * **Rollout workers** (``actors.RolloutWorker``, one CPU each) run training episodes with the
   policy as an ``HFAgent``. After every learner step the new state dict reaches every worker
@@ -43,7 +45,6 @@ from toolzoo.trainer.schedule import make_optimizer
 
 log = logging.getLogger("toolzoo.cluster.train")
 
-DEFAULT_MAX_OFF_POLICY_STEPS = 1
 _WEIGHT_FILES = (".safetensors", ".bin", ".pt", ".pth")  # what a state dict replaces
 
 
@@ -66,29 +67,45 @@ def unpack_checkpoint(files: dict[str, bytes], out: Path) -> Path:
 def load_policy_weights(agents: Any, weights: dict[str, Any] | None, version: int) -> None:
     """A rollout worker's ``load_weights``: make sure its HF agent exists (from the driver's
     checkpoint path, or the shipped config/tokenizer files when that path is not on this node),
-    then copy the learner's state dict in."""
+    then copy the policy in: the full state dict, or a LoRA run's adapter weights onto the
+    worker's base model (wrapped in the same adapter on first use)."""
     if weights is None:
         return
+    kind = agents.kind
     if not getattr(agents, "_tz_loaded", False):
         path = agents.config.path
         if not path or not Path(path).exists():
+            if "state_dict" not in weights:
+                raise RuntimeError(f"the starting checkpoint {path} is not on this node and a LoRA run ships "
+                                   "adapter weights only: put the base checkpoint on every node")
             from safetensors.torch import save_file
 
             with tempfile.TemporaryDirectory(prefix="tzckpt-") as tmp:  # gone once the agent is loaded
                 unpack_checkpoint(weights["files"], Path(tmp))
                 save_file(weights["state_dict"], f"{tmp}/model.safetensors", metadata={"format": "pt"})
                 agents.config.path = tmp
-                agents.make()
+                kind.shared()
         agents._tz_loaded = True
-    agent = agents.make()  # built once, then the same object
+    agent = kind.shared()  # built once, then the same object
     if not getattr(agent, "_tz_seeded", False):
         # Fresh processes share torch's default seed: give each worker its own stream, or two
-        # workers would sample the same continuation for the same prompt.
+        # workers would sample the same continuation for the same prompt (``episode_seed``
+        # episodes use their own generators instead).
         agent.generator = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
         agent._tz_seeded = True
     # HFAgent decodes in a thread holding this lock: never swap weights under a running decode.
     with agent._model_lock:
-        agent.model.load_state_dict(weights["state_dict"])
+        if "adapter" in weights:
+            from peft import set_peft_model_state_dict
+
+            from toolzoo.trainer.lora import LoRAConfig, apply_lora, is_peft
+
+            if not is_peft(agent.model):
+                agent.model = apply_lora(agent.model, LoRAConfig(**weights["lora"]))
+            set_peft_model_state_dict(agent.model, weights["adapter"])
+        else:
+            agent.model.load_state_dict(weights["state_dict"])
+    kind.policy_version = version  # the per-episode sampling seeds' version
 
 
 # --------------------------------------------------------------------------- the learner actor
@@ -209,15 +226,23 @@ class GroupAssembler:
 # --------------------------------------------------------------------------- driver helpers
 
 
-def worker_run_config(cfg: TrainConfig, base: Path, out: Path, concurrency: int) -> RunConfig:
-    """The Run config rollout workers execute: the policy as an HF agent (sampling), the
-    scripted user, the Train config's sandbox section, the training episode limits."""
+def worker_run_config(cfg: TrainConfig, base: Path, out: Path, concurrency: int,
+                      privileged: str | None = None) -> RunConfig:
+    """The Run config rollout workers execute: the policy as an HF agent (sampling; its own
+    seeded generator per episode with ``rollout.seed_per_episode``; the task's PI in view with
+    ``privileged``), the scripted user, the Train config's sandbox section and judges, the
+    training episode limits."""
+    agent = {"kind": "hf", "path": str(base), "temperature": cfg.rollout.temperature,
+             "max_new_tokens": cfg.rollout.max_new_tokens}
+    if cfg.rollout.seed_per_episode:
+        agent["episode_seed"] = cfg.seed
+    if privileged:
+        agent["privileged"] = privileged
     return RunConfig(
         run=cfg.train, domains=cfg.domains, lengths=cfg.lengths, generator=cfg.generator, trials=cfg.group_size,
-        seed=cfg.seed, agent={"kind": "hf", "path": str(base), "temperature": cfg.rollout.temperature,
-                              "max_new_tokens": cfg.rollout.max_new_tokens},
-        user={"kind": "scripted", "mode": cfg.user_mode}, sandbox=cfg.sandbox,
-        limits=Limits(max_turns=cfg.max_turns), concurrency=concurrency, output=str(out / "rollouts"), report=False)
+        seed=cfg.seed, agent=agent, user={"kind": "scripted", "mode": cfg.user_mode}, sandbox=cfg.sandbox,
+        judges=cfg.judges, judge_combine=cfg.judge_combine, judge_weights=cfg.judge_weights,
+        limits=Limits(max_turns=cfg.max_turns, wall_time_s=cfg.episode_wall_time_s), concurrency=concurrency, output=str(out / "rollouts"), report=False)
 
 
 # --------------------------------------------------------------------------- the driver
@@ -227,31 +252,52 @@ def train_on_ray(cfg: TrainConfig, *, address: str | None, resume: bool = False,
                  max_off_policy_steps: int | None = None, num_workers: int | None = None,
                  worker_cpus: float = 1.0, learner_options: dict[str, Any] | None = None,
                  num_cpus: int | None = None, object_store_mb: int | None = None) -> dict[str, Any]:
-    """Train ``cfg`` (algorithm ``grpo``, with its optional SFT warm-up) with rollouts on Ray;
-    ``address`` None starts a local cluster sized for this machine (``init_ray``). Returns the
-    local trainer's summary (steps, seconds, last row, final eval, paths) plus a ``ray`` block.
+    """Train ``cfg`` with its episodes on Ray; ``address`` None starts a local cluster sized
+    for this machine (``init_ray``). Returns the local trainer's summary (steps, seconds, last
+    row, final eval, paths) plus a ``ray`` block.
 
-    ``max_off_policy_steps``: default ``cfg.max_off_policy_steps`` when the Train format has
-    it, else 1. ``num_workers``: default the cluster's CPUs (less the learner's) / worker_cpus.
-    ``learner_options``: Ray actor options; default one GPU when the cluster has GPUs, else no
-    CPU reservation (it must not starve the rollout workers on a small machine)."""
+    Every algorithm runs its own phases in this driver (``trainer.loop.train``, the one
+    training driver) with :class:`~toolzoo.cluster.ray_rollouts.RayRollouts` as the rollout
+    executor: lock-step, on-policy. GRPO on full weights with ``max_off_policy_steps`` >= 1
+    (the default) instead trains in a learner actor fed while rollouts continue, each group
+    at most that many policy versions old (bounded staleness: rollouts and updates overlap).
+
+    ``max_off_policy_steps``: default ``cfg.max_off_policy_steps``. ``num_workers``: default
+    the cluster's CPUs (less the learner's) / worker_cpus. ``learner_options``: Ray actor
+    options; default one GPU when the cluster has GPUs, else no CPU reservation (it must not
+    starve the rollout workers on a small machine)."""
+    from toolzoo.trainer.loop import train
+
     if cfg.algorithm == "sft":  # nothing to roll out: Ray would add only overhead
-        from toolzoo.trainer.loop import train
-
         log.warning("algorithm sft has no rollouts: training in this process")
         return train(cfg, resume=resume, progress=progress)
-    if cfg.algorithm != "grpo":
-        raise ValueError(f"--ray trains algorithm grpo (and sft); {cfg.algorithm!r} runs without --ray")
-    if cfg.lora is not None:  # the learner actor ships and trains full checkpoints only
-        raise ValueError("--ray does not train LoRA adapters yet; drop `lora:` or train without --ray")
+    if cfg.rollout.backend != "hf":
+        raise ValueError(f"--ray rollout workers sample with the hf agent; rollout.backend {cfg.rollout.backend!r} "
+                         "is for training without --ray")
+    max_off = max_off_policy_steps if max_off_policy_steps is not None else cfg.max_off_policy_steps
+    if cfg.algorithm == "grpo" and cfg.lora is None and max_off > 0:
+        return _grpo_with_learner(cfg, address=address, resume=resume, progress=progress, max_off=max_off,
+                                  num_workers=num_workers, worker_cpus=worker_cpus, learner_options=learner_options,
+                                  num_cpus=num_cpus, object_store_mb=object_store_mb)
+    from toolzoo.cluster.ray_rollouts import RayRollouts
+
+    def rollouts(run) -> RayRollouts:
+        return RayRollouts(run, address=address, num_workers=num_workers, worker_cpus=worker_cpus,
+                           num_cpus=num_cpus, object_store_mb=object_store_mb)
+
+    return train(cfg, resume=resume, progress=progress, rollouts=rollouts, label="train (ray)")
+
+
+def _grpo_with_learner(cfg: TrainConfig, *, address: str | None, resume: bool, progress: bool, max_off: int,
+                       num_workers: int | None, worker_cpus: float, learner_options: dict[str, Any] | None,
+                       num_cpus: int | None, object_store_mb: int | None) -> dict[str, Any]:
+    """GRPO whose updates run in a learner actor while rollouts continue (bounded staleness)."""
     import ray
 
     from toolzoo.cluster.ray_setup import init_ray, shutdown_ray
     from toolzoo.trainer.driver import TrainRun, optimizer_state
     from toolzoo.trainer.loop import run_phase, sft_phase
 
-    max_off = max_off_policy_steps if max_off_policy_steps is not None else getattr(
-        cfg, "max_off_policy_steps", DEFAULT_MAX_OFF_POLICY_STEPS)
     # The same setup, logging, checkpoints and summary as local training (trainer.driver);
     # only the GRPO phase's rollouts and updates run on Ray.
     run = TrainRun(cfg, resume=resume, progress=progress, label="train (ray)")
@@ -322,7 +368,7 @@ def _grpo_on_ray(cfg: TrainConfig, model, files, tasks, rng, step: int, state, e
     weights_ref = learner.weights.remote()
     run_cfg = worker_run_config(cfg, base, out, concurrency=max(1, math.ceil(batch_eps * (max_off + 1) / num_workers)))
     pool = rollout_pool(run_cfg, f"{cfg.train}-train", size=num_workers, worker_cpus=worker_cpus,
-                        load_weights=load_policy_weights)
+                        load_weights=load_policy_weights, judge=True)
     # An async actor may start an episode queued after ``set_policy`` while that call still
     # waits for the weights to arrive; the episode would be tagged (truthfully) with the old
     # version and soon go stale. So new episodes are only started once every worker has the

@@ -27,6 +27,11 @@ class AgentFactory:
         self.config = config
         self._kind = build_kind(config)
 
+    @property
+    def kind(self) -> Any:
+        """The registered kind behind this factory (``agents.registry.AgentKind``)."""
+        return self._kind
+
     def make(self, episode_id: str = "") -> Any:
         """A fresh agent for one episode; scripted agents draw their randomness from the
         episode id, so trials of one task fail independently."""

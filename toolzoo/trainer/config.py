@@ -67,6 +67,9 @@ class RolloutConfig(_Strict):
     temperature: float = Field(1.0, gt=0)
     max_new_tokens: int = Field(64, ge=1, description="per assistant turn")
     gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="vllm only")
+    seed_per_episode: bool = Field(False, description="hf: every episode samples from its own generator seeded "
+                                   "from (seed, policy version, episode id), so local and --ray training sample "
+                                   "the same episodes; its turns then decode alone (slower)")
 
 
 class OverlongConfig(_Strict):
@@ -129,6 +132,8 @@ class TrainConfig(_Strict):
     judge_weights: dict[str, float] = Field(default_factory=dict)
     user_mode: Literal["per_turn", "all_at_once"] = "per_turn"
     max_turns: int = Field(8, ge=1, description="assistant messages per training episode")
+    episode_wall_time_s: float = Field(300.0, gt=0, description="the agent's time per episode (rollouts and "
+                                       "evaluation): a CPU decoding dozens of long episodes in one batch needs more")
     seed: int = 0
 
     steps: int = Field(100, ge=0, description="steps of `algorithm` (SFT steps when algorithm is sft)")
@@ -143,7 +148,7 @@ class TrainConfig(_Strict):
     dynamic_sampling: bool = False
     overlong: OverlongConfig = Field(default_factory=OverlongConfig)
     max_grad_norm: float | None = 1.0
-    micro_batch: int | None = Field(None, ge=1, description="sft/grpo: sequences per forward/backward, "
+    micro_batch: int | None = Field(None, ge=1, description="sequences per forward/backward (every algorithm), "
                                                             "gradients accumulated (None: the whole batch)")
     gradient_checkpointing: bool = Field(False, description="recompute activations in backward (less memory)")
     precision: Literal["fp32", "bf16", "auto"] = Field(
@@ -162,7 +167,8 @@ class TrainConfig(_Strict):
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint_every: int = Field(0, ge=0, description="0: only the initial and final checkpoints")
-    max_off_policy_steps: int = Field(1, ge=0, description="--ray: how many policy versions a rollout may lag")
+    max_off_policy_steps: int = Field(1, ge=0, description="--ray grpo on full weights: how many policy versions "
+                                      "a rollout may lag (0: lock-step rollouts, as every other algorithm and LoRA)")
     output: str = "runs/train"
     tensorboard: bool = Field(False, description="also log to TensorBoard when it is importable")
     threads: int | None = Field(None, ge=1, description="torch CPU threads")

@@ -66,6 +66,7 @@ class TrainRun:
             self.step = self.state["step"]
             self.ctx.rng.setstate(self.state["rng_trainer"])
             set_rng_state(self.state["rng"], self.ctx.generators)
+            self.ctx.policy_version = self.state.get("policy_version", 0)
             log.info("resuming from %s (step %d)", self.ckpt, self.step)
         elif cfg.checkpoint_every:
             save_checkpoint(out / "checkpoints" / "step_0", self.ctx.model, self.ctx.tokenizer, None)
@@ -131,7 +132,8 @@ class TrainRun:
         self.last = row
         if phase_state is not None and cfg.checkpoint_every and s % cfg.checkpoint_every == 0 and s != self.total:
             save_checkpoint(self.out / "checkpoints" / f"step_{s}", self.ctx.model, self.ctx.tokenizer, {
-                "step": s, **phase_state, "rng": rng_state(self.ctx.generators), "rng_trainer": self.ctx.rng.getstate()})
+                "step": s, **phase_state, "rng": rng_state(self.ctx.generators), "rng_trainer": self.ctx.rng.getstate(),
+                "policy_version": self.ctx.policy_version})
 
     def save_final(self) -> Path:
         """After the phases: an evaluation where a CPU budget stopped them (or where there was
@@ -152,6 +154,8 @@ class TrainRun:
         if self.bar is not None:
             self.bar.close()
         self.metrics.close()
+        if self.ctx.rollouts is not None:
+            self.ctx.rollouts.close()
         if self.ctx.backend is not None:
             self.ctx.backend.close()
 

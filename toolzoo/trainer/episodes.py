@@ -19,6 +19,7 @@ from toolzoo.core import Task, ToolSpecView, Trajectory
 from toolzoo.envs.driver import Sandboxes, play_episode
 from toolzoo.envs.episode import Limits
 from toolzoo.envs.run_config import SandboxConfig
+from toolzoo.envs.runner import episode_id
 from toolzoo.envs.scorer import VERIFIABLE, Scorer
 from toolzoo.envs.scripted_user import ScriptedUser
 from toolzoo.envs.taskgen import GeneratorOptions, TaskGenerationError, TaskGenerator
@@ -91,7 +92,7 @@ async def run_one(task: Task, agent: Any, *, trial: int = 0, user_mode: str = "p
     """``domain``: where the task's domain lives (a YAML path) when not a built-in name;
     ``scorer``: the judges (default: the verifiable check alone); ``sandboxes``: a warm pool;
     ``sandbox``: the tier and its settings (the Run format's section; default inline)."""
-    eid = f"{task.id}-t{trial}"
+    eid = episode_id(task, trial)
     sb = sandbox or SandboxConfig()
     spec = SandboxSpec(backend=sb.backend, domain=domain or task.domain, seed=task.seed, run_id=run_id,
                        episode_id=eid, limits=sb.limits, transport=sb.transport, image=sb.image,
@@ -106,11 +107,14 @@ async def run_many(tasks: Sequence[Task], make_agent: Callable[[], Any], *, tria
                    user_mode: str = "per_turn", limits: Limits | None = None,
                    concurrency: int = 64, sources: dict[str, str] | None = None,
                    scorer: Scorer | None = None, sandboxes: Sandboxes | None = None,
-                   sandbox: SandboxConfig | None = None) -> list[Trajectory]:
+                   sandbox: SandboxConfig | None = None,
+                   episode_agent: Callable[[str], Any] | None = None) -> list[Trajectory]:
     """Every task ``trials`` times, concurrently; results in order (task-major, so the trials
     of one task are adjacent: a GRPO group). ``scorer``: as ``toolzoo run``'s (rubrics and
     their combination reach ``outcome.reward``). ``sandbox.pool > 0`` (and no ``sandboxes``
-    given): the episodes lease from a warm pool made for this call and drained at its end."""
+    given): the episodes lease from a warm pool made for this call and drained at its end.
+    ``episode_agent``: makes each episode's agent from its episode id (instead of
+    ``make_agent()``), as a run's agent kind does."""
     sem = asyncio.Semaphore(concurrency)
     own = sandboxes is None and sandbox is not None and sandbox.pool > 0
     if own:
@@ -119,7 +123,8 @@ async def run_many(tasks: Sequence[Task], make_agent: Callable[[], Any], *, tria
 
     async def one(task: Task, trial: int) -> Trajectory:
         async with sem:
-            return await run_one(task, make_agent(), trial=trial, user_mode=user_mode, limits=limits,
+            agent = make_agent() if episode_agent is None else episode_agent(episode_id(task, trial))
+            return await run_one(task, agent, trial=trial, user_mode=user_mode, limits=limits,
                                  domain=(sources or {}).get(task.domain), scorer=scorer, sandboxes=sandboxes,
                                  sandbox=sandbox)
 

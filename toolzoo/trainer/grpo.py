@@ -80,6 +80,7 @@ class StepStats(BaseModel):
     tokens: int = 0
     kl: float = 0.0
     clip_fraction: float = 0.0
+    grad_norm: float = 0.0  # total gradient norm before clipping
     skipped: bool = False  # nothing left after dynamic sampling
     tis_weight: float | None = None  # mean truncated-IS weight (tis_cap set)
 
@@ -153,8 +154,9 @@ def grpo_step(model, optimizer, rollouts: Sequence[Rollout], cfg: GRPOConfig, *,
                 d = ref - logp.detach()
                 kl_sum += float(((torch.exp(d) - d - 1) * mask).sum())
             token_sum += float(mask.sum())
-    if cfg.max_grad_norm:
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.max_grad_norm)
+    # the total gradient norm before clipping (an infinite bound clips nothing)
+    stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
+        [p for p in model.parameters() if p.requires_grad], cfg.max_grad_norm or float("inf")))
     optimizer.step()
     t = max(token_sum, 1.0)
     stats["clip_fraction"] = clipped_sum / t

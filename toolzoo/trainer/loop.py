@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from toolzoo.agents.formats import parse_error_count
-from toolzoo.agents.hf import HFAgent
+from toolzoo.agents.hf import HFAgent, SeededEpisode, episode_seed
 from toolzoo.core import counts_for_policy
 from toolzoo.envs.episode import Limits
 from toolzoo.trainer.algorithms import algorithm_names, get_algorithm
@@ -68,6 +68,8 @@ class Context:
     tasks: Tasks
     generators: dict[str, torch.Generator] = field(default_factory=dict)
     backend: Any = None  # rollout engine (vLLM) when configured
+    rollouts: Any = None  # where a phase's episodes run: LocalRollouts, or the Ray driver's RayRollouts
+    policy_version: int = 0  # updates made by rollout phases (the per-episode sampling seeds' version)
     ref_model: Any = None
     cpu_start: float | None = None  # process CPU time when training began (cpu_budget_s)
 
@@ -95,7 +97,7 @@ class Context:
 
     @property
     def limits(self) -> Limits:
-        return Limits(max_turns=self.config.max_turns)
+        return Limits(max_turns=self.config.max_turns, wall_time_s=self.config.episode_wall_time_s)
 
 
 # --------------------------------------------------------------------------- phases
@@ -119,7 +121,7 @@ def sft_phase(ctx: Context, steps: int, lr: float, conversations) -> Phase:
 def grpo_phase(ctx: Context) -> Phase:
     cfg = ctx.config
     gcfg = grpo_config(cfg, old_logprobs="sampled" if cfg.rollout.backend == "vllm" else "recompute")
-    agent = _rollout_agent(ctx)
+    roll = rollouts_of(ctx)
 
     def step(opt) -> dict[str, Any]:
         if cfg.beta > 0 and ctx.ref_model is None:
@@ -131,10 +133,7 @@ def grpo_phase(ctx: Context) -> Phase:
             for p in ctx.ref_model.parameters():
                 p.requires_grad_(False)
         t0 = time.perf_counter()
-        tasks = [_train_task(ctx) for _ in range(cfg.batch)]
-        trajs = asyncio.run(run_many(tasks, lambda: agent, trials=cfg.group_size, user_mode=cfg.user_mode,
-                                     limits=ctx.limits, concurrency=cfg.batch * cfg.group_size,
-                                     sources=ctx.tasks.sources, scorer=ctx.scorer, sandbox=cfg.sandbox))
+        trajs = roll([_train_task(ctx) for _ in range(cfg.batch)], privileged=False)
         t_roll = time.perf_counter() - t0
         rollouts, successes, dropped = [], [], 0
         for g in range(cfg.batch):
@@ -147,8 +146,7 @@ def grpo_phase(ctx: Context) -> Phase:
         if not rollouts:
             return {"loss": 0.0, "skipped": True, "groups_dropped": dropped, "rollout_s": t_roll}
         stats = grpo_step(ctx.model, opt, rollouts, gcfg, pad_id=ctx.pad_id, ref_model=ctx.ref_model)
-        if ctx.backend is not None:
-            ctx.backend.sync_weights(ctx.model)
+        roll.updated(ctx.model)
         row = stats.model_dump()
         row.update(success=sum(successes) / max(1, len(successes)), groups_dropped=dropped,
                    rollout_s=round(t_roll, 3),
@@ -205,13 +203,49 @@ def _two_views(ctx: Context, trajs):
     return kept, dropped, successes
 
 
-def _distill_rollouts(ctx: Context, agent, privileged: bool):
-    cfg = ctx.config
-    tasks = [_train_task(ctx) for _ in range(cfg.batch)]
-    make = (lambda: PrivilegedAgent(agent, cfg.distill.privileged)) if privileged else (lambda: agent)
-    return asyncio.run(run_many(tasks, make, trials=cfg.group_size, user_mode=cfg.user_mode, limits=ctx.limits,
-                                concurrency=cfg.batch * cfg.group_size, sources=ctx.tasks.sources,
-                                scorer=ctx.scorer, sandbox=cfg.sandbox))
+class LocalRollouts:
+    """A rollout phase's episodes in this process (``run_many``, the one episode driver): the
+    policy agent shared by every episode (its turns batch), rewarded by the run's scorer.
+    ``Context.rollouts`` is this or the Ray driver's ``RayRollouts``, which has the same
+    ``__call__`` / ``updated`` / ``close``; the phases cannot tell them apart."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.agent = _rollout_agent(ctx)
+
+    def __call__(self, tasks, privileged: bool):
+        """Every task ``group_size`` times (task-major); ``privileged``: the policy sees each
+        task's PI (the π-Distill teacher view)."""
+        ctx, cfg = self.ctx, self.ctx.config
+        agent, version = self.agent, ctx.policy_version
+
+        def episode_agent(eid: str):
+            a = agent
+            if cfg.rollout.seed_per_episode and isinstance(agent, HFAgent):
+                a = SeededEpisode(agent, episode_seed(cfg.seed, version, eid))
+            return PrivilegedAgent(a, cfg.distill.privileged) if privileged else a
+
+        return asyncio.run(run_many(tasks, None, trials=cfg.group_size, user_mode=cfg.user_mode, limits=ctx.limits,
+                                    concurrency=cfg.batch * cfg.group_size, sources=ctx.tasks.sources,
+                                    scorer=ctx.scorer, sandbox=cfg.sandbox, episode_agent=episode_agent))
+
+    def updated(self, model) -> None:
+        """After an optimizer step: the sampler gets the new weights."""
+        self.ctx.policy_version += 1
+        if self.ctx.backend is not None:
+            self.ctx.backend.sync_weights(model)
+
+    def close(self) -> None:
+        if self.ctx.backend is not None:
+            self.ctx.backend.close()
+            self.ctx.backend = None
+
+
+def rollouts_of(ctx: Context):
+    """The run's rollout executor (local unless the Ray driver installed its own)."""
+    if ctx.rollouts is None:
+        ctx.rollouts = LocalRollouts(ctx)
+    return ctx.rollouts
 
 
 def pi_distill_phase(ctx: Context) -> Phase:
@@ -220,8 +254,9 @@ def pi_distill_phase(ctx: Context) -> Phase:
     pcfg = PiDistillConfig(alpha=d.alpha, beta=d.beta, is_clip=d.is_clip, group_size=cfg.group_size,
                            loss_type=cfg.loss_type, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
                            temperature=cfg.rollout.temperature, student_on=d.student_on,
-                           student_signal=d.student_signal, max_grad_norm=cfg.max_grad_norm)
-    agent = _rollout_agent(ctx)
+                           student_signal=d.student_signal, max_grad_norm=cfg.max_grad_norm,
+                           micro_batch=cfg.micro_batch, precision=cfg.precision)
+    roll = rollouts_of(ctx)
 
     def step(opt) -> dict[str, Any]:
         def rollout(tv, sv, t) -> DistillRollout:
@@ -229,27 +264,26 @@ def pi_distill_phase(ctx: Context) -> Phase:
                                   student_mask=sv.assistant_mask, reward=float(t.outcome.reward),
                                   success=bool(t.outcome.success))
 
-        row, _ = _distill_update(ctx, agent, True, rollout,
+        row, _ = _distill_update(ctx, roll, True, rollout,
                                  lambda rs: pi_distill_step(ctx.model, opt, rs, pcfg, pad_id=ctx.pad_id))
         return row
 
     return Phase("pi_distill", cfg.steps, cfg.learning_rate, 0, False, step)
 
 
-def _distill_update(ctx: Context, agent, privileged: bool, rollout, update) -> tuple[dict[str, Any], list]:
+def _distill_update(ctx: Context, roll, privileged: bool, rollout, update) -> tuple[dict[str, Any], list]:
     """One π-Distill/OPSD step: roll out (the teacher view when ``privileged``), build each kept
     episode's two views into a rollout with ``rollout(teacher_view, student_view, traj)``, and
     ``update`` on them. Returns the metrics row and the kept groups."""
     t0 = time.perf_counter()
-    trajs = _distill_rollouts(ctx, agent, privileged=privileged)
+    trajs = roll([_train_task(ctx) for _ in range(ctx.config.batch)], privileged=privileged)
     t_roll = time.perf_counter() - t0
     groups, dropped, _ = _two_views(ctx, trajs)
     rollouts = [rollout(tv, sv, t) for views in groups for tv, sv, t in views]
     if not rollouts:
         return {"loss": 0.0, "skipped": True, "groups_dropped": dropped, "rollout_s": t_roll}, groups
     stats = update(rollouts)
-    if ctx.backend is not None:
-        ctx.backend.sync_weights(ctx.model)
+    roll.updated(ctx.model)
     return {**stats.model_dump(), "groups_dropped": dropped, "rollout_s": round(t_roll, 3),
             "sequences": len(rollouts)}, groups
 
@@ -259,9 +293,10 @@ def opsd_phase(ctx: Context) -> Phase:
     cfg, d = ctx.config, ctx.config.distill
     ocfg = OPSDConfig(kl_coef=d.kl_coef, outcome_weight=d.outcome_weight, group_size=cfg.group_size,
                       loss_type=cfg.loss_type, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
-                      temperature=cfg.rollout.temperature, max_grad_norm=cfg.max_grad_norm, teacher=d.teacher)
+                      temperature=cfg.rollout.temperature, max_grad_norm=cfg.max_grad_norm, teacher=d.teacher,
+                      micro_batch=cfg.micro_batch, precision=cfg.precision)
     frozen: list = []  # the frozen_initial teacher, copied at the phase's first step
-    agent = _rollout_agent(ctx)
+    roll = rollouts_of(ctx)
 
     def step(opt) -> dict[str, Any]:
         if d.teacher == "frozen_initial" and not frozen:
@@ -279,7 +314,7 @@ def opsd_phase(ctx: Context) -> Phase:
                                success=bool(t.outcome.success))
 
         row, groups = _distill_update(
-            ctx, agent, False, rollout,
+            ctx, roll, False, rollout,
             lambda rs: opsd_step(ctx.model, opt, rs, ocfg, pad_id=ctx.pad_id, teacher_model=teacher))
         turns = [sum(m.role == "assistant" for m in t.messages) for views in groups for _, _, t in views]
         if turns:
@@ -400,16 +435,22 @@ def run_phase(ctx: Context, phase: Phase, first: int, step: int, state: dict[str
 # --------------------------------------------------------------------------- the loop
 
 
-def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def train(config: TrainConfig, resume: bool = False, progress: bool = True, *,
+          rollouts: Callable[[Any], Any] | None = None, label: str = "train") -> dict[str, Any]:
     """Run the configured training; returns a summary (steps, seconds, last metrics, final eval,
     paths). ``resume``: continue from the latest ``checkpoints/step_N``. Setup, logging,
-    checkpoints and the summary are the shared driver's (``trainer.driver.TrainRun``)."""
+    checkpoints and the summary are the shared driver's (``trainer.driver.TrainRun``).
+    ``rollouts(run)``: where rollout phases run their episodes (default this process,
+    :class:`LocalRollouts`; ``toolzoo train --ray`` passes Ray workers); its ``summary()``
+    joins the returned summary."""
     from toolzoo.trainer.driver import TrainRun, optimizer_state
 
-    run = TrainRun(config, resume=resume, progress=progress)
+    run = TrainRun(config, resume=resume, progress=progress, label=label)
     ctx = run.ctx
-    phases = get_algorithm(config.algorithm).phases(ctx, run.convs)
     try:
+        if rollouts is not None:
+            ctx.rollouts = rollouts(run)
+        phases = get_algorithm(config.algorithm).phases(ctx, run.convs)
         run.begin(sum(p.steps for p in phases))
         first = 0
         for phase in phases:
@@ -418,9 +459,10 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                                      lambda row, opt, sched: run.emit(row, optimizer_state(row, opt, sched)))
             first += phase.steps
         final = run.save_final()
+        extra = ctx.rollouts.summary() if hasattr(ctx.rollouts, "summary") else {}
     finally:
         run.close()
-    return run.summary(final)
+    return run.summary(final, **extra)
 
 
 def evaluate_policy(ctx: Context, save_to: Path | None = None) -> dict[str, Any]:
