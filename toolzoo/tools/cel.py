@@ -36,6 +36,9 @@ from typing import Any, Callable
 
 import cel
 
+from toolzoo.tools.cel_fast import SLOW as _SLOW
+from toolzoo.tools.cel_fast import compile_accessor
+
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TOKEN = re.compile(r"""(?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|(?P<id>[A-Za-z_][A-Za-z0-9_]*)|(?P<other>.)""", re.S)
 _MACRO_VAR = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
@@ -451,8 +454,6 @@ def _compile_cached(text: str) -> Any:
 _PATH = r"([A-Za-z_][A-Za-z0-9_]*)((?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*)"
 _FAST_IN = re.compile(rf"\s*{_PATH}\s+in\s+state\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)\s*")
 _FAST_GET = re.compile(rf"\s*state\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)\s*\[\s*{_PATH}\s*\]((?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*)\s*")
-_SLOW = object()
-
 
 def _fields(text: str) -> tuple[str, ...]:
     return tuple(f.strip() for f in text.split(".")[1:])
@@ -627,7 +628,7 @@ class Expr:
     program: Any  # None in literal mode
     segments: tuple[str | _Free, ...] = ()  # literal mode: text and references to substitute
     whole: frozenset[str] = frozenset()  # variables it needs: state__<c> (a map) / keys__<c>
-    fast: Any = None  # _Fast / _FastName / _Constant: answered without entering CEL
+    fast: Any = None  # _Fast / _FastName / _Constant / _FastFilter / cel_fast.Accessor: answered without entering CEL
 
     def eval(self, env: Env | dict[str, Any], share: bool = False) -> Any:
         """The value. ``share=True``: a record (or part of one) read by key may be the state's
@@ -680,6 +681,8 @@ def compile_expr(source: Any) -> Expr:
         raise CelError(_clean(str(exc))) from None
     segments, literal, whole = _segments(source)
     fast = _fast_path(source)
+    if fast is None and not whole and not literal:  # field reads glued by operators, maps, lists
+        fast = compile_accessor(source)
     try:
         if literal:
             return Expr(source, None, tuple(segments), whole, fast)
