@@ -63,3 +63,23 @@ def test_train_evaluates_on_the_configured_tier(tmp_path):
     assert all(r["outcome"]["failure"] != "infra" for r in rows if r["outcome"])  # they ran there
     assert (tmp_path / "state" / "uids").is_dir()  # process sandboxes claimed uids: inline never does
     assert _left("train") == []
+
+
+def test_grpo_keeps_one_warm_pool_across_steps(tmp_path):
+    """The rollout executor holds its pool (and the event loop its sandboxes belong to) for the
+    whole run: only the first step's episodes start sandboxes cold; the pool is drained at the
+    end."""
+    from toolzoo.trainer.loop import train
+
+    out = tmp_path / "run"
+    cfg = TrainConfig.model_validate(dict(
+        train="t", algorithm="grpo", model={"tiny": TINY}, domains=[DOMAIN], lengths=[1], steps=3, threads=1,
+        batch=1, group_size=2, max_turns=2, sft={"episodes": 4, "steps": 0, "batch_size": 4},
+        eval={"lengths": [1], "tasks_per_length": 1}, rollout={"max_new_tokens": 8}, sandbox=PROCESS,
+        output=str(out)))
+    train(cfg, progress=False)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    leases = [r["lease_s"] for r in rows if r["phase"] == "grpo"]
+    # a cold process sandbox takes ~1 s; a warm lease (and reset) a few ms, tens on a loaded box
+    assert len(leases) == 3 and leases[0] > 0.3 and max(leases[1:]) < min(0.1, leases[0] / 5), leases
+    assert _left("train") == []

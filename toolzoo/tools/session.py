@@ -99,7 +99,8 @@ class MCPSession:
             self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
             server = stdio_client(server, errlog=self._stderr)
         self._client = Client(server, mode=mode) if mode != "auto" else Client(server)
-        self._stack = contextlib.AsyncExitStack()
+        self._owner: asyncio.Task | None = None  # holds the connection (see ``open``)
+        self._closing: asyncio.Event | None = None
         self._tools: list[ToolSpecView] | None = None
 
     def server_stderr(self, limit: int = 2000) -> str:
@@ -125,8 +126,31 @@ class MCPSession:
         await self.close()
 
     async def open(self) -> None:
+        """Connect. The SDK's client context (anyio task groups and cancel scopes) must be left
+        in the task that entered it, but a pooled sandbox is opened by one episode's task and
+        closed by another's (or by the pool's drain): so one owner task enters the context,
+        holds it until :meth:`close`, and leaves it; calls from any task go through it."""
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future = loop.create_future()
+        self._closing = asyncio.Event()
+
+        async def hold() -> None:
+            try:
+                async with self._client:
+                    ready.set_result(None)
+                    await self._closing.wait()
+            except BaseException as exc:
+                if not ready.done():
+                    ready.set_exception(exc)
+                    return
+                raise
+
+        self._owner = loop.create_task(hold())
         try:
-            await self._stack.enter_async_context(self._client)
+            await ready
+        except asyncio.CancelledError:
+            self._owner.cancel()  # the opener gave up: so does the connection
+            raise
         except Exception as exc:
             raise self._failure(f"cannot connect to tool server: {type(exc).__name__}: {exc}") from exc
 
@@ -169,8 +193,12 @@ class MCPSession:
         return await self._admin("_toolzoo_hash")
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._stack.aclose()
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            self._closing.set()
+            await asyncio.wait({owner})  # the closer's own cancellation still propagates
+            if not owner.cancelled():
+                owner.exception()  # retrieved: a server that died has nothing left to say
         if self._stderr is not None:
             self._stderr.close()
 

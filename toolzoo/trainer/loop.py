@@ -26,6 +26,7 @@ import torch
 from toolzoo.agents.formats import parse_error_count
 from toolzoo.agents.hf import HFAgent, SeededEpisode, episode_seed
 from toolzoo.core import counts_for_policy
+from toolzoo.envs.driver import Sandboxes
 from toolzoo.envs.episode import Limits
 from toolzoo.trainer.algorithms import algorithm_names, get_algorithm
 from toolzoo.trainer.config import TrainConfig
@@ -149,8 +150,7 @@ def grpo_phase(ctx: Context) -> Phase:
         roll.updated(ctx.model)
         row = stats.model_dump()
         row.update(success=sum(successes) / max(1, len(successes)), groups_dropped=dropped,
-                   rollout_s=round(t_roll, 3),
-                   parse_errors=sum(parse_error_count(t.messages) for t in trajs))  # unparsable calls
+                   rollout_s=round(t_roll, 3), **rollout_stats(trajs))
         return row
 
     return Phase("grpo", cfg.steps, cfg.learning_rate, 0, False, step)
@@ -178,6 +178,14 @@ def group_rollouts(cfg: TrainConfig, group, tokenizer, sources: dict[str, str]) 
     domain = group[0].task.domain
     tools = domain_tools(sources.get(domain, domain))  # to stitch or re-render turns (cached)
     return [Rollout.from_messages(t.messages, r, tokenizer, tools) for t, r in zip(group, rewards)]
+
+
+def rollout_stats(trajs) -> dict[str, Any]:
+    """Per-step rollout metrics: call-like text that did not parse, and the median time an
+    episode waited for its sandbox (a cold start, or a warm pool's lease)."""
+    leases = sorted(t.timing.lease_s for t in trajs)
+    return {"parse_errors": sum(parse_error_count(t.messages) for t in trajs),
+            "lease_s": round(leases[len(leases) // 2], 4) if leases else 0.0}
 
 
 def _two_views(ctx: Context, trajs):
@@ -212,6 +220,10 @@ class LocalRollouts:
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self.agent = _rollout_agent(ctx)
+        # One event loop for the whole run, so a warm sandbox pool (``sandbox.pool``) outlives
+        # a step: its sandboxes' pipes and tasks belong to the loop that opened them.
+        self._loop = asyncio.Runner()
+        self.sandboxes: Sandboxes | None = None
 
     def __call__(self, tasks, privileged: bool):
         """Every task ``group_size`` times (task-major); ``privileged``: the policy sees each
@@ -225,9 +237,17 @@ class LocalRollouts:
                 a = SeededEpisode(agent, episode_seed(cfg.seed, version, eid))
             return PrivilegedAgent(a, cfg.distill.privileged) if privileged else a
 
-        return asyncio.run(run_many(tasks, None, trials=cfg.group_size, user_mode=cfg.user_mode, limits=ctx.limits,
-                                    concurrency=cfg.batch * cfg.group_size, sources=ctx.tasks.sources,
-                                    scorer=ctx.scorer, sandbox=cfg.sandbox, episode_agent=episode_agent))
+        async def play():
+            if self.sandboxes is None and cfg.sandbox.pool > 0:
+                self.sandboxes = Sandboxes(cfg.sandbox.pool, run_id="train", max_leases=cfg.batch * cfg.group_size)
+            if self.sandboxes is not None:
+                self.sandboxes.expect([t.seed for t in tasks for _ in range(cfg.group_size)])
+            return await run_many(tasks, None, trials=cfg.group_size, user_mode=cfg.user_mode, limits=ctx.limits,
+                                  concurrency=cfg.batch * cfg.group_size, sources=ctx.tasks.sources,
+                                  scorer=ctx.scorer, sandbox=cfg.sandbox, sandboxes=self.sandboxes,
+                                  episode_agent=episode_agent)
+
+        return self._loop.run(play())
 
     def updated(self, model) -> None:
         """After an optimizer step: the sampler gets the new weights."""
@@ -236,9 +256,16 @@ class LocalRollouts:
             self.ctx.backend.sync_weights(model)
 
     def close(self) -> None:
-        if self.ctx.backend is not None:
-            self.ctx.backend.close()
-            self.ctx.backend = None
+        """Drain the warm pool (the reaper's registry then holds none of its sandboxes)."""
+        try:
+            if self.sandboxes is not None:
+                self._loop.run(self.sandboxes.aclose())
+                self.sandboxes = None
+        finally:
+            self._loop.close()
+            if self.ctx.backend is not None:
+                self.ctx.backend.close()
+                self.ctx.backend = None
 
 
 def rollouts_of(ctx: Context):
@@ -285,7 +312,7 @@ def _distill_update(ctx: Context, roll, privileged: bool, rollout, update) -> tu
     stats = update(rollouts)
     roll.updated(ctx.model)
     return {**stats.model_dump(), "groups_dropped": dropped, "rollout_s": round(t_roll, 3),
-            "sequences": len(rollouts)}, groups
+            "sequences": len(rollouts), **rollout_stats(trajs)}, groups
 
 
 def opsd_phase(ctx: Context) -> Phase:
