@@ -163,10 +163,12 @@ def main() -> None:
     ap.add_argument("stage", choices=["sft", "compare"])
     ap.add_argument("--out", type=Path, default=Path("runs/bench_smollm2"))
     ap.add_argument("--budget", type=float, default=600.0, help="CPU seconds of training per arm")
+    ap.add_argument("--eval-tasks", type=int, default=6, help="evaluation tasks per length (lengths 1-8)")
     ap.add_argument("--steps", type=int, default=16, help="SFT steps (the budget may stop it earlier)")
     ap.add_argument("--held-out", type=int, default=20, help="held-out length-1 tasks through serve-model")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    EVAL["tasks_per_length"] = args.eval_tasks
     {"sft": sft, "compare": compare}[args.stage](args)
 
 
