@@ -496,11 +496,21 @@ class _Fast:
         return value if share else fresh_copy(value)
 
 
+_FLAT = frozenset({str, int, float, bool, type(None)})
+
+
 def fresh_copy(value: Any) -> Any:
     """What CEL would hand back: fresh containers (the state's records stay unshared). marshal
     copies JSON-shaped data in C, about 1.5-2x as fast as the Python walk (records hold no
     tuples: fixtures and CEL values are lists, and a schema's ``array`` admits only lists);
-    anything marshal cannot carry takes the walk."""
+    anything marshal cannot carry takes the walk. A flat record (text, int, double, bool, null
+    values of exactly those types) is copied shallowly: the same values, several times faster."""
+    if type(value) is dict:
+        for v in value.values():
+            if type(v) not in _FLAT:
+                break
+        else:
+            return dict(value)
     if isinstance(value, (dict, list)):
         try:
             return marshal.loads(marshal.dumps(value))

@@ -105,6 +105,7 @@ def run_effects(state: Any, validators: dict[str, Any], tool_name: str, lets: li
     ToolError/CelError with the state possibly changed: the caller rolls back with ``undo``."""
     variables: dict[str, Any] = {"args": args}
     failed: dict[str, str] = {}
+    run = _Run(state, validators, tool_name, undo, failed, max_iterations or MAX_ITERATIONS)
     # Tool-level lets are evaluated once, on the state as the call found it. One that fails
     # (a record that does not exist yet) is an error only where it is used, so a `require`
     # before that use still gives its own message.
@@ -114,10 +115,9 @@ def run_effects(state: Any, validators: dict[str, Any], tool_name: str, lets: li
             failed[let.name] = failed[bad]
             continue
         try:
-            variables[let.name] = _shared(let.expr, state.cel_context(**variables))
+            variables[let.name] = _shared(let.expr, run.env(variables))
         except CelError as exc:
             failed[let.name] = f"let {let.name}: {exc}"
-    run = _Run(state, validators, tool_name, undo, failed, max_iterations or MAX_ITERATIONS)
     run.block(effects, variables)
     return run.result
 
@@ -130,9 +130,16 @@ class _Run:
         self.iterations = 0
         self.result: Any = None
         self._introduced: list[list[str]] = []
+        self._env: Any = None
 
     def env(self, variables: dict[str, Any]) -> Any:
-        return self.state.cel_context(**variables)
+        """The evaluation env over ``variables`` itself (one dict serves the whole call, and each
+        env is used at once, before any binding changes): made once per call, not per effect."""
+        env = self._env
+        if env is None or env.variables is not variables:
+            env = self._env = self.state.cel_context()
+            env.variables = variables
+        return env
 
     def block(self, effects: list[CompiledEffect], variables: dict[str, Any]) -> None:
         """Run a list of effects. One variables dict serves the whole call: a `let` that rebinds
@@ -146,7 +153,11 @@ class _Run:
                     bad = next((n for n in eff.uses if n in self.failed), None)
                     if bad is not None:
                         raise ToolError(f"{eff.where}: {self.failed[bad]}")
-                getattr(self, "_" + eff.kind)(eff, variables)
+                fn = _DISPATCH.get(eff.kind)
+                if fn is None:
+                    getattr(self, "_" + eff.kind)(eff, variables)
+                else:
+                    fn(self, eff, variables)
         finally:
             self._introduced.pop()
             for name in introduced:
@@ -315,3 +326,7 @@ class _Run:
         if key in self.state.data[eff.collection]:
             raise ToolError(f"{eff.collection} {key!r} already exists")
         self._write(eff.collection, key, record, eff.where)
+
+
+_DISPATCH = {name[1:]: fn for name, fn in vars(_Run).items() if name.startswith("_") and not name.startswith("__")
+             and callable(fn)}  # effect kind -> method: one dict lookup per effect instead of getattr on a built name
