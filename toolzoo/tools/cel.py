@@ -22,7 +22,9 @@ variable copies the map (~115 us at 10,000 records). So, at compile time:
   ``_tz`` once per element, so there the values are substituted as literals instead and the
   resulting program is cached by its text;
 * the commonest shapes (``args.x in state.c``, ``state.c[args.x]``, ``state.c[args.x].f``) are
-  answered in Python without entering CEL at all (property-tested against plain CEL).
+  answered in Python without entering CEL at all (property-tested against plain CEL), and so
+  are other expressions made only of reads, literals, map/list literals and simple operators
+  (the accessors of ``cel_fast.py``, which hand anything uncertain back to CEL).
 """
 
 import json
