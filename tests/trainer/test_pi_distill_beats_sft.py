@@ -45,6 +45,7 @@ from tests.trainer.arms import p_greater, successes, train_arm
 
 DOMAIN = str(Path(__file__).parent / "data" / "sealed_boxes.yaml")
 N_EVAL, STEPS, WARMUP, EVAL_SEED = 60, 40, 1000, 900_000
+BASE_SEEDS = (0, 1)
 TINY = {"hidden_size": 128, "num_layers": 4, "intermediate_size": 512, "num_heads": 4, "num_kv_heads": 2}
 # device cpu: the claim is about CPU, and the base phase's copy jump depends on the numerics (on an
 # H200 this seed's teacher was at 5/60 after 1,000 steps; docs/training.md has the GPU runs)
@@ -110,10 +111,25 @@ def test_pi_distill_student_beats_sft_only_at_equal_steps(tmp_path):
     t0 = time.perf_counter()
     data = tmp_path / "base.jsonl"
     base_model_conversations(data)
-    base = train_arm(BASE, tmp_path, "base", algorithm="sft", model={"tiny": TINY}, steps=WARMUP, learning_rate=3e-3,
-                     sft={"source": str(data), "batch_size": 32, "warmup_steps": 10})
-    ckpt = tmp_path / "base" / "final"
-    student0, teacher0 = successes(base), successes(base, "teacher")
+    # The claim needs a base model with the imitation gap (it uses PI in context, it cannot act
+    # without it). Whether 1,000 steps reach the base's copy jump depends on the CPU's numerics
+    # (an H200 did not reach it with seed 0): seed 0 got 60/60 with PI in one session and 0/60 on
+    # the next session's box, with the same data and the same first losses from the old and the
+    # new code. So the base is trained from up to two seeds and the comparison runs on the first
+    # that has the gap; with neither the claim cannot be measured and the test says so (skip).
+    seen = []
+    for seed in BASE_SEEDS:
+        name = f"base_s{seed}"
+        base = train_arm({**BASE, "seed": seed}, tmp_path, name, algorithm="sft", model={"tiny": TINY}, steps=WARMUP,
+                         learning_rate=3e-3, sft={"source": str(data), "batch_size": 32, "warmup_steps": 10})
+        student0, teacher0 = successes(base), successes(base, "teacher")
+        seen.append((seed, teacher0, student0))
+        if teacher0 > student0 and p_greater(teacher0, student0, N_EVAL) < 0.05:
+            break
+    else:
+        pytest.skip(f"no base model with the imitation gap after {WARMUP} SFT steps on this CPU's numerics "
+                    f"((seed, teacher with PI, student) = {seen}): the π-Distill claim is not measurable here")
+    ckpt = tmp_path / name / "final"
     t1 = time.perf_counter()
     sft = train_arm(BASE, tmp_path, "sft", algorithm="sft", model={"path": str(ckpt)}, steps=STEPS, learning_rate=1e-4,
                     sft={"source": "oracle", "episodes": 300, "batch_size": 16, "warmup_steps": 0})
@@ -122,7 +138,7 @@ def test_pi_distill_student_beats_sft_only_at_equal_steps(tmp_path):
                     batch=4, group_size=4, distill={"alpha": 0.5, "beta": 0.05, "privileged": "full_trace"})
     t3 = time.perf_counter()
     s_sft, s_pid = successes(sft), successes(pid)
-    print(f"\nbase model ({WARMUP} SFT steps, {t1 - t0:.0f}s): teacher with PI {teacher0}/{N_EVAL}, "
+    print(f"\nbase model (seed {seed}, {WARMUP} SFT steps, {t1 - t0:.0f}s; tried {seen}): teacher with PI {teacher0}/{N_EVAL}, "
           f"student alone {student0}/{N_EVAL}\n"
           f"after {STEPS} steps: SFT on the reference traces ({t2 - t1:.0f}s) {s_sft}/{N_EVAL}; "
           f"π-Distill ({t3 - t2:.0f}s) {s_pid}/{N_EVAL} (teacher {successes(pid, 'teacher')}/{N_EVAL}); "
