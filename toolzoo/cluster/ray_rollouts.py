@@ -61,6 +61,7 @@ class RayRollouts:
         self.pools: dict[bool, Any] = {}
         self.shipped: dict[bool, int] = {}  # view -> policy version its workers hold
         self._weights: tuple[int, Any] | None = None  # (version, object ref)
+        self._files: dict[str, bytes] | None = None  # config and tokenizer of the starting checkpoint
         self._syncing: list = []
         self._started = self._was_up = False
         self.info: dict[str, Any] = {}
@@ -101,7 +102,7 @@ class RayRollouts:
 
         version = self.ctx.policy_version
         if self._weights is None or self._weights[0] != version:
-            if not hasattr(self, "_files"):
+            if self._files is None:
                 self._files = pack_checkpoint(self.base, weights=False)
             self._weights = (version, ray.put(policy_weights(self.ctx.model, self._files, version)))
         return self._weights[1]
@@ -119,6 +120,8 @@ class RayRollouts:
 
     # -- the executor -----------------------------------------------------------------------------
     def __call__(self, tasks, privileged: bool) -> list[Trajectory]:
+        import ray
+
         from toolzoo.cluster.actors import wait_any
 
         if not self._started:
@@ -132,8 +135,6 @@ class RayRollouts:
         got: dict[tuple[int, int], Trajectory] = {}
         while len(got) < len(tasks) * g:
             if self._syncing:
-                import ray
-
                 ray.get(self._syncing)
                 self._syncing.clear()
             pool.fill()

@@ -171,8 +171,9 @@ class GRPOLearner:
         return row
 
     def weights(self) -> dict[str, Any]:
-        sd = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-        return {"files": self.files, "state_dict": sd, "version": self._version}
+        from toolzoo.cluster.ray_rollouts import policy_weights
+
+        return policy_weights(self.model, self.files, self._version)
 
     def trainer_state(self) -> dict[str, Any]:
         """What a checkpoint needs beyond the weights (for ``--resume``)."""
