@@ -8,7 +8,13 @@ then the density run with the slim one. The run stops adding sandboxes when the 
 available memory would drop under ``--reserve-gib`` or past ``--time-limit`` seconds, and
 reports the number it reached.
 
-    python bench/density.py [--n 500] [--compare 6] [--start-concurrency 6] [--time-limit 480]
+``--escape``: with all N still open, the escape suite (``tests/sandbox/test_escape.py``) and
+the slim-path check (``tests/sandbox/test_slim_server.py``) run on the process tier in a
+subprocess, their sandboxes with exactly this run's limits (``TOOLZOO_TEST_SANDBOX_LIMITS``;
+a test's own tighter limit, the fork bomb's ``pids=32`` say, on top) and the same entry point
+and jail; the result is reported and decides the exit status.
+
+    python bench/density.py [--n 500] [--compare 6] [--start-concurrency 6] [--time-limit 480] [--escape]
 """
 
 from __future__ import annotations
@@ -16,18 +22,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import psutil
 
-from toolzoo.sandbox import SandboxSpec, create_sandbox
+from toolzoo.sandbox import SandboxLimits, SandboxSpec, create_sandbox
 from toolzoo.sandbox import process as process_tier
 from toolzoo.sandbox.reaper import entries as registry_entries
 from toolzoo.tools.serve_slim import SCRIPT as SLIM
 
 DOMAIN = "retail_orders"
+LIMITS = SandboxLimits()  # the tier's defaults; --escape hands these to the escape suite
+REPO = Path(__file__).resolve().parents[1]
+ESCAPE_TESTS = ["tests/sandbox/test_escape.py", "tests/sandbox/test_slim_server.py"]
 
 
 def tree_memory(pid: int) -> tuple[int, int]:
@@ -64,7 +75,7 @@ def use_cli_entry() -> None:
 async def open_one(i: int) -> tuple[object, float]:
     t0 = time.perf_counter()
     sb = await create_sandbox(SandboxSpec(backend="process", domain=DOMAIN, seed=i % 50, run_id=RUN_ID,
-                                          episode_id=f"d{i}"))
+                                          episode_id=f"d{i}", limits=LIMITS))
     result = await sb.session.call_tool("get_order", {"order_id": "o0001"})
     if result.is_error:
         raise RuntimeError(f"sandbox {i}: {result.content}")
@@ -138,7 +149,27 @@ async def compare(k: int) -> dict[str, float]:
     return out
 
 
-async def main_async(args) -> None:
+async def escape_suite(timeout: float) -> tuple[bool, str]:
+    """The escape suite and the slim-path check on the process tier, now, in a subprocess."""
+    env = os.environ | {"TOOLZOO_TEST_SANDBOX_LIMITS": LIMITS.model_dump_json()}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "process", *ESCAPE_TESTS,
+        cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return False, f"did not finish in {timeout:.0f} s"
+    text = out.decode(errors="replace")
+    summary = next((ln.strip("= ") for ln in reversed(text.splitlines())
+                    if re.search(r"\d+ (passed|failed|error)", ln)), text[-500:])
+    if proc.returncode != 0:
+        summary += "\n" + "\n".join(ln for ln in text.splitlines() if ln.startswith(("FAILED", "ERROR")))
+    return proc.returncode == 0, summary
+
+
+async def main_async(args) -> int:
     if args.compare:
         cmp = await compare(args.compare)
         print(f"unique memory per sandbox (median of {args.compare}): cli serve-mcp {cmp['cli serve-mcp'] / 2**20:.1f} MiB"
@@ -152,6 +183,8 @@ async def main_async(args) -> None:
                                    return_exceptions=True)
     ok = sum(1 for a in answers if not isinstance(a, BaseException) and not a.is_error)
     uss, rss_sum = measure(boxes)
+    box = psutil.virtual_memory()
+    driver_rss = psutil.Process().memory_info().rss
     print(f"concurrent process sandboxes: {len(boxes)} opened in {opened:.0f} s (start median "
           f"{statistics.median(starts) if starts else 0:.2f} s), {ok} answered a tool call with all open"
           + (f"; stopped: {stop}" if stop else ""))
@@ -160,11 +193,21 @@ async def main_async(args) -> None:
               f"summed RSS at peak {rss_sum / 2**30:.2f} GiB, summed unique {sum(uss) / 2**30:.2f} GiB")
         avail = psutil.virtual_memory().total
         print(f"at that unique memory, {avail / statistics.median(uss):.0f} would fill this box's "
-              f"{avail / 2**30:.1f} GiB")
+              f"{avail / 2**30:.1f} GiB; at the peak the box had {box.available / 2**30:.2f} GiB available, "
+              f"the driver {driver_rss / 2**20:.0f} MiB RSS")
+    escaped_ok = True
+    if args.escape:
+        t1 = time.perf_counter()
+        escaped_ok, summary = await escape_suite(args.escape_timeout)
+        alive = sum(1 for b in boxes if b.alive())
+        print(f"escape suite on the process tier with {len(boxes)} sandboxes open ({alive} still alive "
+              f"after it), limits {LIMITS.model_dump()}: {'GREEN' if escaped_ok else 'FAILED'} in "
+              f"{time.perf_counter() - t1:.0f} s: {summary}")
     await asyncio.gather(*(b.close() for b in boxes), return_exceptions=True)
     await asyncio.sleep(1.0)
     leaks = leftovers(boxes)
     print(f"leaks after close: {leaks} ({'0 leaks' if not any(leaks.values()) else 'LEAKS'})")
+    return 0 if escaped_ok and not any(leaks.values()) else 1
 
 
 def main() -> None:
@@ -174,9 +217,11 @@ def main() -> None:
     parser.add_argument("--start-concurrency", type=int, default=6)
     parser.add_argument("--reserve-gib", type=float, default=3.0)
     parser.add_argument("--time-limit", type=float, default=480)
+    parser.add_argument("--escape", action="store_true", help="run the escape suite while all N are open")
+    parser.add_argument("--escape-timeout", type=float, default=1200)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    asyncio.run(main_async(args))
+    raise SystemExit(asyncio.run(main_async(args)))
 
 
 if __name__ == "__main__":

@@ -62,8 +62,21 @@ def run_id() -> str:
     return f"t-{uuid.uuid4().hex[:8]}"
 
 
+# ``bench/density.py --escape`` runs the escape suite while N sandboxes are open and sets this
+# to the JSON of the limits its sandboxes run with, so the suite's sandboxes get exactly those
+# (a test's own tighter limit, ``pids=32`` for the fork bomb, still applies on top).
+LIMITS_ENV = "TOOLZOO_TEST_SANDBOX_LIMITS"
+
+
+def base_limits() -> dict:
+    raw = os.environ.get(LIMITS_ENV)
+    if raw:
+        return SandboxLimits.model_validate_json(raw).model_dump()
+    return {"wall_time_s": 120.0, "memory_mb": 512, "pids": 64, "output_bytes": 100_000}
+
+
 def make_spec(backend: str, run_id: str, **limits) -> SandboxSpec:
-    lim = {"wall_time_s": 120.0, "memory_mb": 512, "pids": 64, "output_bytes": 100_000} | limits
+    lim = base_limits() | limits
     return SandboxSpec(backend=backend, domain="retail_orders", seed=1, run_id=run_id,
                        episode_id=f"ep-{uuid.uuid4().hex[:6]}", limits=SandboxLimits(**lim))
 

@@ -27,7 +27,7 @@ import secrets
 from typing import Any
 
 from mcp import types
-from mcp.server import Server
+from mcp.server.lowlevel import Server  # what `mcp.server.Server` is; the slim entry skips `mcp.server`'s __init__
 
 from toolzoo.core import ToolResult
 from toolzoo.tools.loader import Domain
