@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import jsonschema
-
 from toolzoo.config import LoadError, Problem, Problems, SourceMap, format_path, parse_yaml, read_text, validate_model
 from toolzoo.tools import checks, fixtures
 from toolzoo.tools import paths as pathlib_
@@ -28,11 +26,10 @@ from toolzoo.tools.defs import Def, DefError, expand, parse_defs, uses_defs
 from toolzoo.tools.effects import CompiledEffect, CompiledPath, LocalRef, ToolLet
 from toolzoo.tools.spec import NAME, DomainSpec, Effect, SubtaskSpec, ToolSpec
 from toolzoo.tools.state import CEL_FUNCTIONS, generate, seed_state
-from toolzoo.tools.validation import compiled_validator
+from toolzoo.tools.validation import compiled_validator, schema_problem
 
 _ARGS_REF = re.compile(r"\bargs\.([A-Za-z_][A-Za-z0-9_]*)")
 _STATE_REF = re.compile(r"\bstate\.([A-Za-z_][A-Za-z0-9_]*)")
-_SCHEMA_VALIDATOR = jsonschema.Draft202012Validator
 
 
 @dataclass
@@ -97,15 +94,6 @@ def compile_domain(spec: DomainSpec, source: SourceMap | None = None) -> Domain:
     return Domain(spec, tools, subtasks, validators, file)
 
 
-def _schema_problem(schema: Any) -> str | None:
-    try:
-        _SCHEMA_VALIDATOR.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path)
-        return f"invalid JSON Schema: {exc.message}" + (f" (at {where})" if where else "")
-    return None
-
-
 def _props(schema: dict[str, Any]) -> dict[str, Any]:
     props = schema.get("properties")
     return props if isinstance(props, dict) else {}
@@ -117,7 +105,7 @@ def _check_state(spec: DomainSpec, problems: Problems) -> dict[str, Any]:
         path = ("state", name)
         if not NAME.match(name):
             problems.add(path, f"collection name {name!r} must be an identifier")
-        if msg := _schema_problem(coll.schema_):
+        if msg := schema_problem(coll.schema_):
             problems.add(path + ("schema",), msg)
             continue
         if coll.key not in _props(coll.schema_):
@@ -287,7 +275,7 @@ class _Compiler:
         except Exception:
             return
         try:
-            err = next(iter(_SCHEMA_VALIDATOR(schema).iter_errors(value)), None)
+            err = next(iter(compiled_validator(schema).iter_errors(value)), None)
         except Exception:  # an invalid schema is reported where it is declared
             return
         if err is not None:
@@ -302,7 +290,7 @@ class _Compiler:
                 self.problems.add(path + ("name",), f"tool name {tool.name!r} must be 1-64 of [A-Za-z0-9_.-]")
             if tool.name in tools:
                 self.problems.add(path + ("name",), f"duplicate tool name {tool.name!r}")
-            if msg := _schema_problem(tool.parameters):
+            if msg := schema_problem(tool.parameters):
                 self.problems.add(path + ("parameters",), msg)
                 validator, params = None, {}
             else:

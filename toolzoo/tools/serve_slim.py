@@ -55,9 +55,23 @@ def _keep_heavy_imports_out() -> None:
     # is importable; blocked, it takes its "uvicorn not installed" branch. Serving stdio never
     # runs uvicorn (``run_http`` is the CLI's, not this script's).
     sys.modules.setdefault("uvicorn", None)  # type: ignore[arg-type]
+    # starlette's form parser (HTTP only) takes its "no multipart package" branch the same way.
+    sys.modules.setdefault("python_multipart", None)  # type: ignore[arg-type]
+    sys.modules.setdefault("multipart", None)  # type: ignore[arg-type]
     if "cel" not in sys.modules:
         sys.modules["cel.cli"] = types.ModuleType("cel.cli", "not loaded: a tool server never runs the CEL REPL")
+    defer_model_builds()
     skip_package_inits()
+
+
+def defer_model_builds() -> None:
+    """Make pydantic's ``defer_build`` the default for models defined from here on: a model's
+    validator and serializer are built on its first use, not at import. The SDK's protocol
+    types are ~150 models of which a tool server uses a few dozen. ``defer_build`` is a
+    documented pydantic setting; a model that sets its own value keeps it."""
+    import pydantic
+
+    pydantic.BaseModel.model_config.setdefault("defer_build", True)
 
 
 def skip_package_inits(names: tuple[str, ...] = _SKIPPED_INITS, needs=SLIM_MCP_NEEDS) -> bool:

@@ -9,28 +9,45 @@ and the reference has the last word when the two ever disagree.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
-
-import jsonschema
+import re
+from typing import TYPE_CHECKING, Any, Iterator
 
 try:  # a compiled accelerator; without it every check takes the reference path
     import jsonschema_rs
 except ImportError:  # pragma: no cover - jsonschema-rs is a declared dependency
     jsonschema_rs = None
 
-REFERENCE = jsonschema.Draft202012Validator
+if TYPE_CHECKING:
+    import jsonschema
+
+# ``jsonschema`` (with attrs, referencing and rpds: ~3.6 MiB per process) is imported on the
+# first invalid input or schema only: a sandbox's tool server whose calls are all valid never
+# loads it (bench/density.py).
+
+
+def reference_validator() -> type:
+    """``jsonschema.Draft202012Validator``, the reference (imported on first use)."""
+    import jsonschema
+
+    return jsonschema.Draft202012Validator
 
 
 class CompiledValidator:
     """A drop-in for ``jsonschema.Draft202012Validator`` (``iter_errors``, ``is_valid``,
     ``schema``) with a compiled fast path for valid instances."""
 
-    __slots__ = ("schema", "_reference", "_fast")
+    __slots__ = ("schema", "_reference_", "_fast")
 
     def __init__(self, schema: Any):
         self.schema = schema
-        self._reference = REFERENCE(schema)
+        self._reference_ = None
         self._fast = _compile(schema)
+
+    @property
+    def _reference(self) -> Any:
+        if self._reference_ is None:
+            self._reference_ = reference_validator()(self.schema)
+        return self._reference_
 
     def is_valid(self, instance: Any) -> bool:
         verdict = self._fast_verdict(instance)
@@ -62,8 +79,57 @@ def _compile(schema: Any) -> Any:
 
 
 def compiled_validator(schema: Any) -> CompiledValidator:
-    """The validator for a schema already checked with ``REFERENCE.check_schema``."""
+    """The validator for a schema already checked with :func:`schema_problem`."""
     return CompiledValidator(schema)
+
+
+def schema_problem(schema: Any) -> str | None:
+    """Why ``schema`` is not a valid JSON Schema (draft 2020-12), or None.
+
+    The reference check is ``check_schema`` with its format checker, whose only format the
+    meta-schema uses and this environment checks is ``regex`` (``pattern`` values and
+    ``patternProperties`` keys, compiled with ``re``). A schema the compiled meta-schema accepts
+    and whose patterns all compile is accepted without importing the reference; anything else
+    is decided, and worded, by the reference."""
+    if jsonschema_rs is not None and _patterns_compile(schema):
+        try:
+            if jsonschema_rs.meta.is_valid(schema):
+                return None
+        except Exception:  # noqa: BLE001 - whatever it cannot read, the reference decides
+            pass
+    import jsonschema
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        return f"invalid JSON Schema: {exc.message}" + (f" (at {where})" if where else "")
+    return None
+
+
+def _patterns_compile(node: Any) -> bool:
+    """Every text under a ``pattern`` key, and every key of a ``patternProperties`` map,
+    anywhere in ``node``, compiles with ``re`` (data that merely looks like a schema, e.g. an
+    ``enum`` member, is checked too: a false alarm only sends the schema to the reference)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "pattern" and isinstance(value, str) and not _compiles(value):
+                return False
+            if key == "patternProperties" and isinstance(value, dict) and not all(map(_compiles, value)):
+                return False
+            if not _patterns_compile(value):
+                return False
+    elif isinstance(node, list):
+        return all(_patterns_compile(v) for v in node)
+    return True
+
+
+def _compiles(pattern: Any) -> bool:
+    try:
+        re.compile(pattern)
+    except (re.error, TypeError, RecursionError):
+        return False
+    return True
 
 
 def argument_problem(tool_name: str, validator: Any, args: Any) -> str | None:
