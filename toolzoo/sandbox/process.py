@@ -117,7 +117,7 @@ class ProcessSandbox(ServerState):
         domain, _ = _domain_arg(self.spec)
         secret_path = L.SECRET_PATH if self.isolated else self._secret_file
         env = {identity.ENV_AGENT_UID: str(self.uid)} if self.uid is not None else {}
-        # The slim entry point: what `toolzoo serve-mcp --transport stdio` serves, ~19 MiB less
+        # The slim entry point: what `toolzoo serve-mcp --transport stdio` serves, ~28 MiB less
         # unique memory per sandbox (no CLI, gymnasium or CEL REPL imports; bench/density.py).
         return [sys.executable, "-X", f"toolzoo_sandbox={self.sandbox_id}", SLIM_SERVER,
                 domain, "--seed", str(self.spec.seed),
