@@ -150,11 +150,11 @@ def test_random_v2_calls_are_all_or_nothing_and_keep_records_valid(shop_domain, 
         props = sorted(d.tools[tool].spec.parameters.get("properties", {}))
         args = data.draw(st.fixed_dictionaries({p: values for p in props}))
         before, snap = state.hash(), state.snapshot()
-        snap_json = json.dumps(snap, sort_keys=True)
+        snap_json = json.dumps(snap.to_dict(), sort_keys=True)
         result = asyncio.run(rt.call(tool, args))
         if result.is_error:
             assert state.hash() == before, f"{tool}({args}) failed but changed state: {result.content}"
-        assert json.dumps(snap, sort_keys=True) == snap_json  # nested writes never reach a snapshot
+        assert json.dumps(snap.to_dict(), sort_keys=True) == snap_json  # nested writes never reach a snapshot
         for coll, recs in state.data.items():
             for rec in recs.values():
                 assert d.record_validators[coll].is_valid(rec)

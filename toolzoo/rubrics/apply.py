@@ -108,7 +108,7 @@ class _Domains:
     def initial_state(self, task: Task) -> dict[str, Any]:
         key = (task.domain, task.seed)
         if key not in self._initial:  # seeded once per (domain, seed); trials share it
-            self._initial[key] = json.dumps(seed_state(self.get(task.domain).spec, task.seed).snapshot())
+            self._initial[key] = json.dumps(seed_state(self.get(task.domain).spec, task.seed).data)
         return json.loads(self._initial[key])
 
     def describe(self, task: Task) -> tuple[str | None, list[ToolSpecView]]:
