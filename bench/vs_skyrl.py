@@ -15,7 +15,11 @@ calls and then says the answers.
 
 Rows: tool calls/s (the call mix of ``bench/tool_call.py``), episodes/s, and memory per open
 episode with ``--open`` episodes open at once (each mid-episode, after its first tool call).
-The last line is ``ratio: X`` = toolzoo episodes/s / skyrl-gym episodes/s.
+skyrl-gym's agent moves are strings made before its clock starts (``skyrl_script``), so the
+headline episodes/s row gives toolzoo the same: ``Replay`` hands out the oracle's messages from
+one untimed episode per task, and both sides time the environment alone. A second row times
+toolzoo with the ``OracleAgent`` deciding each move inside the episode (agent cost included).
+The last line is ``ratio: X`` = toolzoo episodes/s / skyrl-gym episodes/s (the headline row).
 
     python bench/vs_skyrl.py [--episodes 400] [--calls 4000] [--open 10000] [--rounds 3]
 """
@@ -37,6 +41,7 @@ from skyrl_gym.envs.base_text_env import BaseTextEnv, BaseTextEnvStepOutput
 from skyrl_gym.tools.core import ToolGroup, tool
 
 from toolzoo.agents.scripted import OracleAgent
+from toolzoo.core import Message
 from toolzoo.envs.episode import run_episode
 from toolzoo.envs.scripted_user import ScriptedUser
 from toolzoo.envs.taskgen import TaskGenerator
@@ -273,6 +278,32 @@ def skyrl_episode(extras: dict[str, Any], actions: list[list[str]]) -> float:
 
 
 # -- toolzoo -------------------------------------------------------------------------------------
+class Replay:
+    """A scripted agent whose moves were decided before the clock starts, as skyrl-gym's
+    actions are (``skyrl_script``): the same assistant messages the oracle sends, handed out
+    in order. The messages are only read by the episode, so one list serves every round."""
+
+    def __init__(self, moves: list[Message]):
+        self.moves, self.i = moves, 0
+
+    async def start(self, task) -> None:
+        self.i = 0
+
+    async def act(self, messages, tools) -> Message:
+        move = self.moves[self.i]
+        self.i += 1
+        return move
+
+
+def oracle_moves(domain, tasks) -> dict[str, list[Message]]:
+    """Per task, the oracle's assistant messages from one untimed episode."""
+    async def run() -> dict[str, list[Message]]:
+        return {t.id: [m for m in (await toolzoo_episode(domain, t)).messages if m.role == "assistant"]
+                for t in tasks}
+
+    return asyncio.run(run())
+
+
 async def toolzoo_episode(domain, task, agent=None) -> Any:
     session = DirectSession(DomainRuntime(domain, seed_state(domain.spec, task.seed)))
     return await run_episode(task, agent or OracleAgent(), ScriptedUser(), session, episode_id=task.id)
@@ -316,19 +347,22 @@ def calls_per_s(domain, mix) -> tuple[float, float]:
     return asyncio.run(tz()), sky
 
 
-def episodes_per_s(domain, tasks, scripts) -> tuple[float, float]:
-    async def tz() -> float:
+def episodes_per_s(domain, tasks, scripts, moves) -> tuple[float, float, float]:
+    """(toolzoo with the moves decided beforehand, skyrl-gym, toolzoo with the oracle deciding
+    each move inside the episode) episodes/s."""
+    async def tz(replay: bool) -> float:
         t0 = time.perf_counter()
         for task in tasks:
-            traj = await toolzoo_episode(domain, task)
+            traj = await toolzoo_episode(domain, task, Replay(moves[task.id]) if replay else None)
             assert traj.outcome.success, traj.outcome
         return len(tasks) / (time.perf_counter() - t0)
 
-    tz_rate = asyncio.run(tz())
+    tz_rate = asyncio.run(tz(True))
     t0 = time.perf_counter()
     for extras, actions in scripts:
         assert skyrl_episode(extras, actions) == 1.0
-    return tz_rate, len(scripts) / (time.perf_counter() - t0)
+    sky_rate = len(scripts) / (time.perf_counter() - t0)
+    return tz_rate, sky_rate, asyncio.run(tz(False))
 
 
 class Parked(OracleAgent):
@@ -429,15 +463,18 @@ def main() -> None:
     if args.profile:
         profile_episodes(domain, tasks[:200], top=60)
     mix = call_mix(domain, args.calls)
+    moves = oracle_moves(domain, tasks)
     calls, eps = [], []
     for _ in range(args.rounds):  # alternating, so machine noise hits both alike
         calls.append(calls_per_s(domain, mix))
-        eps.append(episodes_per_s(domain, tasks, scripts))
+        eps.append(episodes_per_s(domain, tasks, scripts, moves))
     tz_calls, sky_calls = (statistics.median(x[i] for x in calls) for i in (0, 1))
-    tz_eps, sky_eps = (statistics.median(x[i] for x in eps) for i in (0, 1))
+    tz_eps, sky_eps, tz_oracle = (statistics.median(x[i] for x in eps) for i in (0, 1, 2))
     print(f"tool calls/s   toolzoo {tz_calls:9.0f}   skyrl-gym {sky_calls:9.0f}   ratio {tz_calls / sky_calls:.3f}")
     print(f"episodes/s     toolzoo {tz_eps:9.0f}   skyrl-gym {sky_eps:9.0f}   ratio {tz_eps / sky_eps:.3f} "
-          f"(L={LENGTH}, {CALLS_PER_EPISODE} calls each)")
+          f"(L={LENGTH}, {CALLS_PER_EPISODE} calls each; both agents' moves decided beforehand)")
+    print(f"episodes/s     toolzoo with the oracle deciding each move in the episode {tz_oracle:9.0f}"
+          f"   ratio {tz_oracle / sky_eps:.3f}")
     if args.open:
         sky_mem = skyrl_open_memory(scripts, args.open)
         tz_mem = toolzoo_open_memory(domain, tasks, args.open)

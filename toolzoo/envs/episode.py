@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -45,7 +44,7 @@ from toolzoo.core import (
 )
 from toolzoo.envs.user import UserSimError, UserSimulator
 from toolzoo.tools.session import SessionClosed, ToolSession
-from toolzoo.tools.state import state_hash
+from toolzoo.tools.state import json_loads, state_hash
 
 DEFAULT_SYSTEM = (
     "You are a careful assistant with access to tools for the {domain} domain. Use the tools to do "
@@ -151,19 +150,21 @@ class EpisodeSteps:
         """Record an assistant message and run its tool calls; ``[]`` means it handed the
         turn back to the user (or a limit ended the episode: see ``done``)."""
         self.turns += 1
-        self.messages.append(msg)
+        traj = self.traj
+        messages = traj.messages
+        messages.append(msg)
         if msg.usage:
-            u = self.traj.usage
-            self.traj.usage = Usage(prompt_tokens=u.prompt_tokens + msg.usage.prompt_tokens,
-                                    completion_tokens=u.completion_tokens + msg.usage.completion_tokens)
-        if not msg.tool_calls:
+            u = traj.usage
+            traj.usage = Usage(prompt_tokens=u.prompt_tokens + msg.usage.prompt_tokens,
+                               completion_tokens=u.completion_tokens + msg.usage.completion_tokens)
+        calls = msg.tool_calls
+        if not calls:
             return []
-        if self.calls + len(msg.tool_calls) > self.limits.max_tool_calls:
+        if self.calls + len(calls) > self.limits.max_tool_calls:
             self._limit(f"max_tool_calls {self.limits.max_tool_calls}")
             return []
-        self.calls += len(msg.tool_calls)
+        self.calls += len(calls)
         try:
-            calls = msg.tool_calls
             if len(calls) == 1:  # the common case: no task and gather for one call
                 results = [await _run_call(calls[0], self.names, self.session)]
             else:
@@ -171,22 +172,31 @@ class EpisodeSteps:
         except _INFRA as exc:
             raise EpisodeEnded(Outcome.infra(str(exc))) from None
         out = []
-        for call, (args, result) in zip(msg.tool_calls, results):
-            self.traj.calls.append(CallRecord(name=call.name, args=args if args is not None else call.function.arguments,
-                                              error=result.content if result.is_error else None,
-                                              result=None if result.is_error else result.structured))
-            self.messages.append(Message(role="tool", tool_call_id=call.id, name=call.name, content=result.content))
+        records = traj.calls
+        for call, (args, result) in zip(calls, results):
+            name, content = call.function.name, result.content
+            if result.is_error:
+                records.append(CallRecord(name=name, args=args if args is not None else call.function.arguments,
+                                          error=content))
+            else:
+                records.append(CallRecord(name=name, args=args, result=result.structured))
+            messages.append(Message(role="tool", tool_call_id=call.id, name=name, content=content))
             out.append((call, result))
         return out
 
     async def final_state(self) -> None:
         """Read the final state for the scorer (infra when the server is gone)."""
+        hashed = getattr(self.session, "hashed_snapshot", None)  # one encoding, where the session can
         try:
-            final = await self.session.snapshot()
+            if hashed is not None:
+                final, digest = await hashed()
+            else:
+                final = await self.session.snapshot()
+                digest = state_hash(final)
         except (*_INFRA, RuntimeError) as exc:
             raise EpisodeEnded(Outcome.infra(f"final state unavailable: {exc}")) from None
         self.traj.final_state = final
-        self.traj.final_hash = state_hash(final)
+        self.traj.final_hash = digest
 
 
 async def drive_agent(steps: EpisodeSteps, agent: Agent) -> None:
@@ -324,17 +334,23 @@ async def _run_call(call: ToolCall, names: set[str], session: ToolSession) -> tu
     fn = call.function
     raw = fn.arguments
     if raw and fn.name in names:  # the common case: a known tool and a JSON object, parsed once
-        try:
-            args = json.loads(raw)
-        except (ValueError, RecursionError):
-            args = None
-        if isinstance(args, dict):
+        args = _json_object(raw)
+        if args is not None:
             return args, await session.call_tool(fn.name, args, call.id)
     error = validate_tool_call(call, names)
     if error is not None:
         return None, ToolResult(call_id=call.id, name=call.name, content=error, is_error=True)
     args = call.parsed_args()
     return args, await session.call_tool(call.name, args, call.id)
+
+
+def _json_object(raw: str) -> dict[str, Any] | None:
+    """``raw`` parsed when it is a JSON object, else None; values exactly ``json.loads``'s."""
+    try:
+        value = json_loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def tool_views_openai(tools: list[ToolSpecView]) -> list[dict[str, Any]]:

@@ -37,8 +37,9 @@ ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w])|(?<![\w.])[-+]?\d+(?:\.\d+)?(?![\w])")
 _NUMBER_TAG = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 _LIST_MARKER = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+", re.MULTILINE)  # "1. ", "2) ", "- " at a line start
-_TRUE = {"yes", "true"}
-_FALSE = {"no", "false"}
+_TRUE = frozenset({"yes", "true"})
+_FALSE = frozenset({"no", "false"})
+_YES_NO = _TRUE | _FALSE
 # "no" answers only when it is not the start of "no idea", "no objects", ...: followed by a word it is prose.
 _BOOL_WORD = re.compile(r"(?<![\w-])(yes|true|false|no(?![\w-])(?!\s+[a-z]))(?![\w-])", re.IGNORECASE)
 _EMPTY = re.compile(r"\[\s*\]|\b(none|nothing|nobody|no\s+one|empty|no\s+\w+s)\b", re.IGNORECASE)
@@ -92,9 +93,18 @@ _GROUPED = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 
 def normalise(text: Any) -> str:
+    if isinstance(text, str) and len(text) <= 200:
+        return _normalise_short(text)  # judges normalise the same few values again and again
+    return _normalise(text)
+
+
+def _normalise(text: Any) -> str:
     s = str(text).strip().strip("`'\"").strip()
     s = _FINAL_STOPS.sub("", s).strip().strip("`'\"")
     return " ".join(s.split()).casefold()
+
+
+_normalise_short = lru_cache(maxsize=8192)(_normalise)
 
 
 def _as_number(raw: Any) -> float | None:
@@ -116,7 +126,7 @@ def _as_bool(raw: Any) -> bool | None:
 
 
 def _is_yes_no(value: Any) -> bool:
-    return isinstance(value, str) and normalise(value) in _TRUE | _FALSE
+    return isinstance(value, str) and normalise(value) in _YES_NO
 
 
 def _key(value: Any) -> tuple[str, Any]:

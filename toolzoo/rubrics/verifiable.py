@@ -76,12 +76,17 @@ def _answers(task: Task, messages: list[Message], windows: list[tuple[int, int]]
              vocab: Vocabulary) -> list[tuple[bool, str]]:
     """Per subtask, (answered, reason): subtasks sharing a reply window are judged together."""
     out: list[tuple[bool, str]] = [(True, "ok")] * len(task.subtasks)
-    for span in dict.fromkeys(windows):
-        members = [i for i, w in enumerate(windows) if w == span]
-        part = messages[span[0]: span[1]]
-        texts = [m.content for m in part if m.role == "assistant" and m.content]
-        verdicts = judge_window([Question(task.subtasks[i].answer) for i in members],
-                                texts, agent_replies(part), vocab)
+    members_of: dict[tuple[int, int], list[int]] = {}
+    for i, span in enumerate(windows):
+        members_of.setdefault(span, []).append(i)
+    for (start, end), members in members_of.items():
+        texts, replies = [], []  # every agent text of the window; those that handed the turn back
+        for m in messages[start:end]:
+            if m.role == "assistant" and m.content:
+                texts.append(m.content)
+                if not m.tool_calls:
+                    replies.append(m.content)
+        verdicts = judge_window([Question(task.subtasks[i].answer) for i in members], texts, replies, vocab)
         for i, verdict in zip(members, verdicts):
             out[i] = verdict
     return out

@@ -73,6 +73,11 @@ class DirectSession:
         """Those records of :meth:`snapshot` alone (None: missing), without converting the rest."""
         return self.runtime.state.records_json(touched)
 
+    async def hashed_snapshot(self) -> tuple[dict[str, Any], str]:
+        """(:meth:`snapshot`, :meth:`state_hash`) from one encoding of the state: what an
+        episode reads at its end."""
+        return self.runtime.state.hashed_json()
+
     async def restore(self, state: dict[str, Any]) -> str:
         self.runtime.state.restore(state)
         return self.runtime.state.hash()
