@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
 from collections.abc import Iterator, Mapping
@@ -46,11 +47,25 @@ Collections = dict[str, Records]
 def canonical_json(value: Any) -> str:
     """Sorted keys, no spaces, UTF-8: what tool results carry and state hashes are made of.
     orjson writes it ~11x as fast as ``json`` (a read's result was a third of its cost); what
-    orjson refuses (non-text keys, integers past 64 bits) takes the ``json`` way."""
+    orjson refuses (non-text keys, integers past 64 bits) takes the ``json`` way, with NaN and
+    infinities written as orjson writes them (``null``): the text of a value must not depend
+    on whether some other value in the same state is past 64 bits."""
     try:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
     except TypeError:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        return json.dumps(_finite(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          default=str)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (the rare path only: orjson does this itself)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 _LONG_DIGITS = re.compile(r"\d{19}").search
