@@ -30,7 +30,6 @@ from toolzoo.tools.cel import CelError, compile_expr, compile_template
 from toolzoo.tools.runtime import DomainRuntime
 from toolzoo.tools.state import seed_state
 from toolzoo.tools.zoo import get_domain
-from toolzoo.envs.taskgen import diff_keys
 from toolzoo.rubrics.answers import asks_for_values, with_answer_instructions
 
 
@@ -117,7 +116,7 @@ def _build(spec: SuiteTask, index: int, problems: Problems) -> Task:
                 answer = answer_expr.eval(state.cel_context(**bind))
             except CelError as exc:
                 problems.add(path + ("answer",), str(exc))
-        touched = diff_keys(before, state.data)
+        touched = state.changed_since(before)
         expected = {c: {k: state.data[c].get(k) for k in keys} for c, keys in touched.items()}
         subtasks.append(SubtaskInstance(template=sub.template or f"custom_{j}", bind=bind, ask=ask, solution=steps,
                                         answer=answer, checkpoint_hash=state.hash(), touched=touched, expected=expected))

@@ -187,7 +187,7 @@ class TaskGenerator:
                 state.restore(before)
                 raise TemplateError(self.domain, template,
                                     f"answer does not evaluate after the solution (bindings {bind}): {exc}") from None
-        touched = diff_keys(before, state.data)
+        touched = state.changed_since(before)
         if answer is None and not touched:  # nothing a judge could check: not a usable goal here
             state.restore(before)
             return None
@@ -218,13 +218,3 @@ def bind_variables(exprs: dict[str, Expr], state: State, prev: dict[str, Any] | 
 
 def _eval_args(args: dict[str, Any], ctx: Any) -> dict[str, Any]:
     return {k: (v.eval(ctx) if isinstance(v, Expr) else v) for k, v in args.items()}
-
-
-def diff_keys(before: dict[str, dict], after: dict[str, dict]) -> dict[str, list[str]]:
-    """Per collection, the keys whose record differs (changed, inserted or deleted)."""
-    out: dict[str, list[str]] = {}
-    for coll in after:
-        keys = sorted(k for k in set(before[coll]) | set(after[coll]) if before[coll].get(k) != after[coll].get(k))
-        if keys:
-            out[coll] = keys
-    return out

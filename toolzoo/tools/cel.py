@@ -521,6 +521,24 @@ def fresh_copy(value: Any) -> Any:
     return value
 
 
+def _key_ordered(value: Any) -> Any:
+    """A CEL result with every map's keys in sorted order. The CEL library's maps come back in
+    its hash order, which differs from run to run: a record an effect builds from a map literal
+    (and so a generated task's expected records) would be written in a different key order each
+    run. Values are untouched; only the key order becomes a function of the keys."""
+    if type(value) is dict:
+        return {k: _key_ordered(value[k]) for k in sorted(value, key=_typed_key)}
+    if type(value) is list:
+        return [_key_ordered(v) if type(v) in (dict, list) else v for v in value]
+    return value
+
+
+def _typed_key(key: Any) -> tuple[str, Any]:
+    # CEL map keys are text, int, uint or bool, possibly mixed in one map: grouped by type,
+    # each group in its natural order.
+    return (type(key).__name__, key)
+
+
 def _plain_copy(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain_copy(v) for k, v in value.items()}
@@ -654,13 +672,14 @@ class Expr:
         token = _ENV.set(env)
         try:
             program = self.program if self.program is not None else self._specialise(env.variables)
-            return program.execute(env.contexts.context(self.whole))
+            value = program.execute(env.contexts.context(self.whole))
         except CelError:
             raise
         except Exception as exc:  # the library raises ValueError/RuntimeError/TypeError/KeyError
             raise CelError(f"{_explain(exc)} (in `{self.source}`)") from None
         finally:
             _ENV.reset(token)
+        return _key_ordered(value) if type(value) in (dict, list) else value
 
     def _specialise(self, variables: dict[str, Any]) -> Any:
         parts = []

@@ -24,8 +24,9 @@ text, a tuple — makes it return :data:`SLOW`, and the expression is evaluated 
 so every error (and every unusual value) is exactly CEL's. Property-tested against CEL in
 ``tests/tools/test_cel_fast.py``.
 
-Maps CEL hands back are in hash order (random per process); an accessor's maps are in literal
-order, which is one of those orders.
+Maps CEL hands back are in its hash order (random per process); ``Expr.eval`` puts their keys
+in sorted order, and an accessor builds its maps in that order too, so a value's key order does
+not depend on the run nor on which path answered.
 """
 
 from __future__ import annotations
@@ -362,6 +363,8 @@ def _in(key_fn: Fn, coll: str) -> Fn:
 
 
 def _map(entries: tuple[tuple[str, Fn], ...]) -> Fn:
+    entries = tuple(sorted(entries, key=lambda e: e[0]))  # the key order CEL's path gives (cel._key_ordered)
+
     def build(variables: dict, data: dict) -> Any:
         out = {}
         for k, fn in entries:
