@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from toolzoo.core import FailureKind
 from toolzoo.trainer.config import TrainConfig
 from toolzoo.trainer.loop import train
 
@@ -87,7 +88,7 @@ def _export_line(tmp_path: Path) -> Path:
     with (run_dir / "trajectories.jsonl").open("w") as f:
         for i, t in enumerate(trajs):
             if i == 0:  # one failed episode: filtered out by min_score
-                t.outcome = t.outcome.model_copy(update={"success": False, "reward": 0.0, "failure": "agent"})
+                t.outcome = t.outcome.model_copy(update={"success": False, "reward": 0.0, "failure": FailureKind.AGENT})
             f.write(t.model_dump_json() + "\n")
     return p
 
