@@ -14,7 +14,8 @@ calls and then says the answers.
   same answers; it checks the answers and the touched records at the end, as toolzoo's judge.
 
 Rows: tool calls/s (the call mix of ``bench/tool_call.py``), episodes/s, and memory per open
-episode with ``--open`` episodes open at once (each mid-episode, after its first tool call).
+episode with ``--open`` episodes open at once (each mid-episode, after its first tool call;
+toolzoo's agent replays its moves, as skyrl-gym's does, so neither side counts an agent's plan).
 skyrl-gym's agent moves are strings made before its clock starts (``skyrl_script``), so the
 headline episodes/s row gives toolzoo the same: ``Replay`` hands out the oracle's messages from
 one untimed episode per task, and both sides time the environment alone. A second row times
@@ -365,18 +366,19 @@ def episodes_per_s(domain, tasks, scripts, moves) -> tuple[float, float, float]:
     return tz_rate, sky_rate, asyncio.run(tz(False))
 
 
-class Parked(OracleAgent):
-    """The oracle, paused after its first tool call until released: keeps episodes open."""
+class Parked(Replay):
+    """The replayed moves, paused after the first tool call until released: keeps episodes
+    open. Replayed, as skyrl-gym's side is (its actions are strings made beforehand and shared
+    between environments), so both sides hold environment state alone, not an agent's plan."""
 
-    def __init__(self, release: asyncio.Event, parked: list):
-        super().__init__()
-        self.release, self.parked, self.acted = release, parked, 0
+    def __init__(self, moves: list[Message], release: asyncio.Event, parked: list):
+        super().__init__(moves)
+        self.release, self.parked = release, parked
 
     async def act(self, messages, tools):
-        if self.acted == 1:
+        if self.i == 1:
             self.parked.append(1)
             await self.release.wait()
-        self.acted += 1
         return await super().act(messages, tools)
 
 
@@ -385,11 +387,12 @@ def rss() -> int:
     return psutil.Process(os.getpid()).memory_info().rss
 
 
-def toolzoo_open_memory(domain, tasks, n: int) -> float:
+def toolzoo_open_memory(domain, tasks, moves, n: int) -> float:
     async def run() -> float:
         base = rss()
         release, parked = asyncio.Event(), []
-        runs = [asyncio.create_task(toolzoo_episode(domain, tasks[i % len(tasks)], Parked(release, parked)))
+        runs = [asyncio.create_task(toolzoo_episode(domain, tasks[i % len(tasks)],
+                                                    Parked(moves[tasks[i % len(tasks)].id], release, parked)))
                 for i in range(n)]
         while len(parked) < n:
             await asyncio.sleep(0.05)
@@ -477,7 +480,7 @@ def main() -> None:
           f"   ratio {tz_oracle / sky_eps:.3f}")
     if args.open:
         sky_mem = skyrl_open_memory(scripts, args.open)
-        tz_mem = toolzoo_open_memory(domain, tasks, args.open)
+        tz_mem = toolzoo_open_memory(domain, tasks, moves, args.open)
         print(f"memory/open episode at {args.open:,}: toolzoo {tz_mem / 1024:.1f} KiB   skyrl-gym {sky_mem / 1024:.1f} KiB"
               f"   difference {(tz_mem - sky_mem) / 1024:+.1f} KiB (goal: <= +10 KiB)")
     print(f"ratio: {tz_eps / sky_eps:.3f}")
