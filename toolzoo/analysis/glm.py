@@ -120,7 +120,6 @@ def fit_glm(model: Model, length: np.ndarray, y: np.ndarray, W: np.ndarray, l2: 
     x_raw = np.log2(length)
     c = centre_of(x_raw, W.mean(axis=0)) if centre is None else centre
     x = x_raw - c
-    a0 = 0.0 if model == "logistic" else LOG_LN2
     fixed_b = model == "exponential"
     b_lo, b_hi = (-math.inf, math.inf) if model == "logistic" else (
         KAPPA_BOUNDS[0] * LN2, KAPPA_BOUNDS[1] * LN2)

@@ -111,7 +111,7 @@ def compile_accessor(source: str) -> Accessor | None:
     """The accessor for ``source``, or None when it is not (entirely) a covered shape. The
     caller has already compiled ``source`` with CEL, so only well-formed text arrives here."""
     tokens = []
-    pos, n = 0, len(source)
+    pos = 0
     while True:
         m = _TOKENS.match(source, pos)
         if m is None:
