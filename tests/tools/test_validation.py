@@ -101,3 +101,54 @@ def test_values_the_compiled_side_cannot_read_fall_back_to_the_reference(value):
     except Exception:
         pytest.skip("the reference itself cannot judge this value")
     assert compiled_validator(schema).is_valid({"n": value}) == expected
+
+
+NEGATED_CHECK = """
+domain: wallet
+state:
+  accounts:
+    key: id
+    schema: {type: object, required: [id, balance], properties: {id: {type: string}, balance: {type: number}}}
+tools:
+  - name: withdraw
+    description: Take an amount out of an account that holds enough (the check written negated).
+    parameters: {type: object, properties: {id: {type: string}, amount: {type: number, minimum: 0}, memo: {}},
+                 required: [id, amount]}
+    effects:
+      - require: "!(args.amount > state.accounts[args.id].balance)"
+        error: "not enough money"
+      - set: {collection: accounts, key: "args.id", field: balance, value: "state.accounts[args.id].balance - args.amount"}
+"""
+
+
+@pytest.mark.parametrize("args, where", [
+    ({"id": "a", "amount": float("nan")}, "amount"),
+    ({"id": "a", "amount": float("inf")}, "amount"),  # also what json.loads makes of 1e400
+    ({"id": "a", "amount": 1.0, "memo": {"x": [1, float("-inf")]}}, "memo.x.1"),  # untyped: no schema rule sees it
+])
+def test_nan_and_infinity_are_tool_errors_naming_the_argument(args, where):
+    # A NaN makes every comparison false: the negated check above would let it through and
+    # write a NaN balance. JSON has neither; the agent gets a tool error and nothing changes.
+    from toolzoo.tools.state import State
+
+    rt = DomainRuntime(load_domain_text(NEGATED_CHECK), State({"accounts": {"a": {"id": "a", "balance": 5.0}}},
+                                                               {"accounts": "id"}))
+    bad = rt.call_sync("withdraw", args)
+    assert bad.is_error
+    assert bad.content == f"withdraw: invalid arguments: argument {where!r}: NaN and Infinity are not JSON numbers"
+    assert rt.state.get("accounts", "a")["balance"] == 5.0
+    ok = rt.call_sync("withdraw", {"id": "a", "amount": 2.5, "memo": {"x": [1, 2.0]}})
+    assert not ok.is_error and rt.state.get("accounts", "a")["balance"] == 2.5
+
+
+@settings(max_examples=300, deadline=None)
+@given(instance=instances, data=st.data())
+def test_a_non_finite_number_anywhere_is_found(instance, data):
+    from toolzoo.tools.validation import _non_finite
+
+    assert _non_finite(instance) is None  # the strategy's floats are finite
+    if not instance:
+        return
+    key = data.draw(st.sampled_from(sorted(instance)))
+    bad = dict(instance, **{key: [data.draw(st.sampled_from([float("nan"), float("inf"), float("-inf")]))]})
+    assert _non_finite(bad) == f"{key}.0"

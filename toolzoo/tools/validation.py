@@ -9,6 +9,7 @@ and the reference has the last word when the two ever disagree.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -132,11 +133,35 @@ def _compiles(pattern: Any) -> bool:
     return True
 
 
+def _non_finite(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first NaN or infinity in ``value`` (None when there is none).
+    ``json.loads`` reads ``NaN``, ``Infinity`` and ``1e400`` as floats, and the reference
+    validator takes them as numbers; JSON has no such numbers, and a NaN makes every comparison
+    false, so ``!(args.amount > balance)`` would let it through a tool's own check."""
+    kind = type(value)
+    if kind is float:
+        return None if math.isfinite(value) else path
+    if kind is dict:
+        for k, v in value.items():
+            if type(v) in _NESTED and (where := _non_finite(v, f"{path}.{k}" if path else str(k))) is not None:
+                return where
+    elif kind is list:
+        for i, v in enumerate(value):
+            if type(v) in _NESTED and (where := _non_finite(v, f"{path}.{i}" if path else str(i))) is not None:
+                return where
+    return None
+
+
+_NESTED = (float, dict, list)
+
+
 def argument_problem(tool_name: str, validator: Any, args: Any) -> str | None:
     """The agent-facing message for arguments that break the tool's schema (tool and argument
     named, at most three problems), or None when they are valid."""
     if not isinstance(args, dict):
         return f"{tool_name}: arguments must be an object, got {type(args).__name__}"
+    if (where := _non_finite(args)) is not None:
+        return f"{tool_name}: invalid arguments: argument {where!r}: NaN and Infinity are not JSON numbers"
     if validator is None:
         return None
     errors = sorted(validator.iter_errors(args), key=lambda e: list(e.absolute_path))
