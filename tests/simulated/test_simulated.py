@@ -15,9 +15,11 @@ from toolzoo.core import InfraError
 from toolzoo.llm import LLMConfig
 from toolzoo.testing import OpenAIStub
 from toolzoo.tools.loader import load_domain_text
+from toolzoo.tools.runtime import DomainRuntime
 from toolzoo.tools.server import DomainServer
 from toolzoo.tools.session import DirectSession, MCPSession
 from toolzoo.tools.simulated import LLMSimulator, SimulatorFactory, deep_merge, is_read, make_simulator
+from toolzoo.tools.state import seed_state
 
 DOMAIN = """
 domain: weather_sim
@@ -192,3 +194,29 @@ def test_inline_sandbox_passes_the_simulator(stub: OpenAIStub, tmp_path) -> None
 
     r = asyncio.run(main())
     assert not r.is_error and r.structured == {"temp": 21}
+
+
+def test_arguments_that_break_the_schema_are_tool_errors_before_the_model(stub: OpenAIStub) -> None:
+    stub.load({"default": reply({"temp": 7})})
+    domain = load_domain_text(DOMAIN)
+
+    async def main() -> tuple:
+        sim = LLMSimulator(config(stub))
+        session = DirectSession(DomainRuntime(domain, seed_state(domain.spec, 0), simulator=sim))
+        try:
+            missing = await session.call_tool("get_reading", {})
+            wrong_type = await session.call_tool("get_reading", {"station": 5})
+            nan = await session.call_tool("get_reading", {"station": "s1", "extra": float("nan")})
+            fine = await session.call_tool("get_reading", {"station": "s1"})
+            return missing, wrong_type, nan, fine, dict(sim.stats)
+        finally:
+            await sim.aclose()
+
+    before = len(stub.bodies())
+    missing, wrong_type, nan, fine, stats = asyncio.run(main())
+    assert missing.is_error and missing.content == "get_reading: invalid arguments: 'station' is a required property"
+    assert wrong_type.is_error and "argument 'station': 5 is not of type 'string'" in wrong_type.content
+    assert nan.is_error and "argument 'extra': NaN and Infinity are not JSON numbers" in nan.content
+    assert not fine.is_error and fine.structured == {"temp": 7}
+    assert stats["calls"] == 1 and stats["model_calls"] == 1  # only the valid call reached the simulator
+    assert len(stub.bodies()) == before + 1

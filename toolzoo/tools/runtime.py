@@ -54,6 +54,11 @@ class DomainRuntime:
         if tool.spec.simulated:
             if self.simulator is None:
                 return _error(name, f"tool {name!r} is simulated by an LLM and no simulator is configured")
+            # The declared schema holds for a simulated tool too: arguments that break it are the
+            # agent's error, answered as a real tool's would be, and never reach the model.
+            args = _coerce_integers(tool, {} if args is None else args)
+            if problem := _argument_problem(tool, args):
+                return _error(name, problem)
             try:
                 return _ok(name, await self.simulator(tool.spec, args, self))
             except ToolError as exc:
