@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from toolzoo.agents.base import AgentError
 from toolzoo.agents.scripted import OracleAgent
 from toolzoo.core import FunctionCall, Message, ToolCall
@@ -105,3 +107,30 @@ def test_tool_server_death_is_infra():
     turn = Message(role="assistant", tool_calls=[ToolCall.make("get_order", {"order_id": "o0001"})])
     traj = asyncio.run(run_episode(TASK, ScriptAgent([turn]), ScriptedUser(), DeadSession(), episode_id="x"))
     assert traj.outcome.failure == "infra" and "exited" in traj.outcome.reason
+
+
+@pytest.mark.parametrize("backend, transport", [("inline", "direct"), ("inline", "mcp"), ("process", "direct")])
+def test_nan_and_infinity_in_arguments_get_the_same_tool_error_on_every_session(backend, transport):
+    # json.loads reads NaN, Infinity and 1e400 as floats. Over a JSON-framed session (the
+    # process tier's stdio) the SDK would write them as null: another error, or none at all for
+    # an untyped argument. The episode answers them itself, the same on every session.
+    from toolzoo.sandbox import SandboxSpec, create_sandbox
+
+    texts = ['{"order_id": NaN}', '{"order_id": "o0001", "note": [Infinity]}', '{"order_id": 1e400}']
+    agent = ScriptAgent([Message(role="assistant", tool_calls=[
+        ToolCall(id=f"c{i}", function=FunctionCall(name="get_order", arguments=t))]) for i, t in enumerate(texts)])
+
+    async def main():
+        spec = SandboxSpec(backend=backend, domain=TASK.domain, seed=TASK.seed, transport=transport)
+        sandbox = await create_sandbox(spec)
+        try:
+            return await run_episode(TASK, agent, ScriptedUser(), sandbox.session, episode_id="nan")
+        finally:
+            await sandbox.close()
+
+    traj = asyncio.run(main())
+    assert [m.content for m in traj.messages if m.role == "tool"] == [
+        "get_order: invalid arguments: argument 'order_id': NaN and Infinity are not JSON numbers",
+        "get_order: invalid arguments: argument 'note.0': NaN and Infinity are not JSON numbers",
+        "get_order: invalid arguments: argument 'order_id': NaN and Infinity are not JSON numbers"]
+    assert all(c.error is not None for c in traj.calls) and traj.outcome.failure == "agent"

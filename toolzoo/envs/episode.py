@@ -45,6 +45,7 @@ from toolzoo.core import (
 from toolzoo.envs.user import UserSimError, UserSimulator
 from toolzoo.tools.session import SessionClosed, ToolSession
 from toolzoo.tools.state import json_loads, state_hash
+from toolzoo.tools.validation import non_finite_problem
 
 DEFAULT_SYSTEM = (
     "You are a careful assistant with access to tools for the {domain} domain. Use the tools to do "
@@ -336,12 +337,21 @@ async def _run_call(call: ToolCall, names: set[str], session: ToolSession) -> tu
     if raw and fn.name in names:  # the common case: a known tool and a JSON object, parsed once
         args = _json_object(raw)
         if args is not None:
-            return args, await session.call_tool(fn.name, args, call.id)
+            return args, await _call(session, fn.name, args, call.id)
     error = validate_tool_call(call, names)
     if error is not None:
         return None, ToolResult(call_id=call.id, name=call.name, content=error, is_error=True)
     args = call.parsed_args()
-    return args, await session.call_tool(call.name, args, call.id)
+    return args, await _call(session, call.name, args, call.id)
+
+
+async def _call(session: ToolSession, name: str, args: Any, call_id: str) -> ToolResult:
+    # A NaN or infinity (json.loads reads NaN, Infinity, 1e400) is answered here, the same on
+    # every session: over MCP it would arrive as null.
+    problem = non_finite_problem(name, args)
+    if problem is not None:
+        return ToolResult(call_id=call_id, name=name, content=problem, is_error=True)
+    return await session.call_tool(name, args, call_id)
 
 
 def _json_object(raw: str) -> dict[str, Any] | None:

@@ -155,13 +155,22 @@ def _non_finite(value: Any, path: str = "") -> str | None:
 _NESTED = (float, dict, list)
 
 
+def non_finite_problem(tool_name: str, args: Any) -> str | None:
+    """The tool error for a NaN or infinity in ``args`` (None when there is none). The episode
+    asks before a call leaves for any session: over MCP the SDK would write a NaN as ``null``,
+    and the agent would get another message than the direct session's for the same mistake."""
+    if (where := _non_finite(args)) is not None:
+        return f"{tool_name}: invalid arguments: argument {where!r}: NaN and Infinity are not JSON numbers"
+    return None
+
+
 def argument_problem(tool_name: str, validator: Any, args: Any) -> str | None:
     """The agent-facing message for arguments that break the tool's schema (tool and argument
     named, at most three problems), or None when they are valid."""
     if not isinstance(args, dict):
         return f"{tool_name}: arguments must be an object, got {type(args).__name__}"
-    if (where := _non_finite(args)) is not None:
-        return f"{tool_name}: invalid arguments: argument {where!r}: NaN and Infinity are not JSON numbers"
+    if (problem := non_finite_problem(tool_name, args)) is not None:
+        return problem
     if validator is None:
         return None
     errors = sorted(validator.iter_errors(args), key=lambda e: list(e.absolute_path))
