@@ -152,13 +152,19 @@ def _non_finite(value: Any, path: str = "") -> str | None:
     return None
 
 
-_NESTED = (float, dict, list)
+_NESTED = frozenset({float, dict, list})
 
 
 def non_finite_problem(tool_name: str, args: Any) -> str | None:
     """The tool error for a NaN or infinity in ``args`` (None when there is none). The episode
     asks before a call leaves for any session: over MCP the SDK would write a NaN as ``null``,
     and the agent would get another message than the direct session's for the same mistake."""
+    if type(args) is dict:
+        for v in args.values():  # the common case, flat text and int arguments, without a call
+            if type(v) in _NESTED:
+                break
+        else:
+            return None
     if (where := _non_finite(args)) is not None:
         return f"{tool_name}: invalid arguments: argument {where!r}: NaN and Infinity are not JSON numbers"
     return None
