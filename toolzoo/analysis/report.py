@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +18,7 @@ from toolzoo.analysis.bootstrap import HierarchicalResampler
 from toolzoo.analysis.data import Episodes, load_run, task_ids
 from toolzoo.analysis.viewer import episode_payload, viewer_section
 from toolzoo.analysis.plots import log_survival, pass_k_plot, success_vs_length
-
-
-def _clean(x: Any) -> Any:
-    """JSON-safe: non-finite floats (unbounded intervals) become null."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    return x
+from toolzoo.tools.state import json_finite
 
 
 def _merge_summary(run_dir: Path, blocks: dict[str, Any]) -> None:
@@ -130,12 +119,12 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None, log_scale: b
         hl = r.half_life()
         if i > 0:
             hl["ratio_vs_first"] = ratios[i - 1]
-        blocks = _clean({"half_life": hl, "pass_k": r.pass_k.model_dump(), "failures": r.failures})
+        blocks = json_finite({"half_life": hl, "pass_k": r.pass_k.model_dump(), "failures": r.failures})
         _merge_summary(p, blocks)
         written[str(p)] = blocks
     # The first run's blocks also sit at the top level: the common single-run caller
     # (``toolzoo run``) reads ``result["half_life"]`` directly.
-    return {**written[str(run_dirs[0])], "runs": written, "ratios": _clean(ratios),
+    return {**written[str(run_dirs[0])], "runs": written, "ratios": json_finite(ratios),
             "html": str(report), "plots": {k: str(v) for k, v in images.items()}}
 
 

@@ -58,18 +58,19 @@ def _encode(value: Any) -> tuple[str, bool]:
     try:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode(), True
     except TypeError:
-        return json.dumps(_finite(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        return json.dumps(json_finite(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                           default=str), False
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with NaN and infinities as None (the rare path only: orjson does this itself)."""
+def json_finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None, as orjson writes them (JSON has neither). Here
+    on ``canonical_json``'s rare path only (orjson does this itself); reports use it too."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [json_finite(v) for v in value]
     return value
 
 
